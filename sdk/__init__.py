@@ -1,0 +1,44 @@
+"""deepfake-sdk: generalizable deepfake detectors, distilled and quantized for the edge.
+
+    import deepfake_sdk
+    det = deepfake_sdk.load("gend-int8")      # runtime chosen for this device
+    det.predict("face.jpg")                   # -> Prediction(score, label, faces, runtime, ...)
+
+Heavy packages (torch, runtimes, converters) load only when a function needs them.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    ArtifactError,
+    DeepfakeSDKError,
+    InvalidImageError,
+    MissingDependencyError,
+    UnknownModelError,
+)
+from .zoo import ModelSpec, Preprocessing, get_spec, list_models, register_model  # noqa: E402
+
+__all__ = [
+    "__version__", "load", "export", "create_model", "list_models", "get_spec", "register_model",
+    "ModelSpec", "Preprocessing", "DeepfakeSDKError", "InvalidImageError", "UnknownModelError",
+    "MissingDependencyError", "ArtifactError",
+]
+
+
+def load(name: str, target: str | None = None, **kwargs):
+    from .api import load as _load
+
+    return _load(name, target=target, **kwargs)
+
+
+def export(model, target: str, precision: str = "int8", **kwargs):
+    from .export import export as _export
+
+    return _export(model, target, precision=precision, **kwargs)
+
+
+def create_model(name: str, pretrained: bool = True):
+    from .models.factory import create_model as _create
+
+    return _create(name, pretrained=pretrained)

@@ -1,0 +1,144 @@
+"""``Detector``: image in, fake probability out, whatever runs underneath.
+
+A detector is a face pipeline (detect, align, crop), the spec's preprocessing, and a backend
+that maps a batch to logits: the PyTorch reference or any runtime of an exported artifact.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from .faces import FacePipeline
+from .imageio import ImageInput, describe, load_image
+from .preprocess import prepare_crop, to_batch
+from .zoo import ModelSpec
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    """One face: its box ``(x1, y1, x2, y2)`` in input pixels and its fake probability."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    label: str
+    detector_confidence: float
+
+    def __repr__(self) -> str:
+        box = ", ".join(f"{v:.0f}" for v in self.box)
+        return f"FaceScore({self.label} p_fake={self.score:.3f} box=({box}))"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Result for one image. ``score`` is P(fake) of the largest face (max over faces when
+    ``all_faces``); it is None, with ``label='no_face'``, when no face was found."""
+
+    score: float | None
+    label: str  # "fake" | "real" | "no_face"
+    faces: tuple[FaceScore, ...]
+    model: str
+    runtime: str
+    latency_ms: float
+    source: str = ""
+    threshold: float = 0.5
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def face_found(self) -> bool:
+        return bool(self.faces)
+
+    @property
+    def box(self) -> tuple[float, float, float, float] | None:
+        return self.faces[0].box if self.faces else None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("extra")
+        return out
+
+    def __repr__(self) -> str:
+        score = "-" if self.score is None else f"{self.score:.3f}"
+        return (f"Prediction({self.label} p_fake={score} faces={len(self.faces)} model={self.model} "
+                f"runtime={self.runtime} {self.latency_ms:.0f} ms)")
+
+
+class Detector:
+    def __init__(self, spec: ModelSpec, backend: Backend, runtime_name: str, artifact=None):
+        self.spec = spec
+        self.backend = backend
+        self.runtime = runtime_name
+        self.artifact = artifact
+        pp = spec.preprocessing
+        self.faces = FacePipeline(size=pp.size, margin=pp.margin)
+
+    def __repr__(self) -> str:
+        return f"Detector(model={self.spec.name}, runtime={self.runtime})"
+
+    def predict(self, image: ImageInput, all_faces: bool = False) -> Prediction:
+        """Score one image: a path, bytes, PIL image or RGB array (H x W x 3, uint8)."""
+        start = time.perf_counter()
+        pil = load_image(image)
+        faces = self.faces.faces(pil, all_faces=all_faces)
+        scores = self.score_crops(np.stack([prepare_crop(f.crop, self.spec.preprocessing) for f in faces])) if faces else []
+        thr = self.spec.threshold
+        face_scores = tuple(
+            FaceScore(tuple(round(v, 1) for v in f.box), float(s), _label(s, thr), round(f.confidence, 4))
+            for f, s in zip(faces, scores)
+        )
+        score = max((f.score for f in face_scores), default=None)
+        return Prediction(
+            score=score,
+            label="no_face" if score is None else _label(score, thr),
+            faces=face_scores,
+            model=self.spec.name,
+            runtime=self.runtime,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            source=describe(image),
+            threshold=thr,
+        )
+
+    def predict_batch(self, images: Iterable[ImageInput], all_faces: bool = False) -> list[Prediction]:
+        return [self.predict(image, all_faces=all_faces) for image in images]
+
+    def score_crops(self, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """P(fake) of aligned, prepared uint8 crops ``(N, H, W, 3)``; skips face detection."""
+        out = []
+        for i in range(0, len(crops), batch_size):
+            logits = np.asarray(self.backend.run(to_batch(crops[i : i + batch_size], self.spec.preprocessing)))
+            out.append(_softmax_fake(logits))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _label(score: float, threshold: float) -> str:
+    return "fake" if score >= threshold else "real"
+
+
+def _softmax_fake(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e[:, 1] / e.sum(axis=1)).astype(np.float32)
+
+
+class TorchBackend:
+    """The full-precision PyTorch reference as a backend."""
+
+    name = "pytorch"
+
+    def __init__(self, model):
+        import torch
+
+        self.model = model.eval()
+        self._torch = torch
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model(self._torch.from_numpy(batch)).numpy()

@@ -1,0 +1,104 @@
+"""Development data: the manifest, grouped splits, and a cache of aligned face crops.
+
+Crops of one clip are near-duplicates, so every split is by *group* (source + clip), and the
+leave-one-out evaluation holds out whole *domains* (a source family with both labels). Every
+crop is JPEG re-encoded (quality 90) so the model cannot learn the PNG-fake / JPEG-real cue.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..artifact import atomic_path, sha256_file
+from ..faces import FacePipeline
+from ..imageio import jpeg_roundtrip, load_image
+from ..paths import cache_dir
+
+JPEG_QUALITY = 90
+# Source families that hold both labels; the rest are real-only and always train.
+DOMAINS = {
+    "deepfacelive_photos": "deepfacelive",
+    "deepfacelive_swaps": "deepfacelive",
+    "dfdc_crops_aaronchong888": "dfdc",
+    "dfdc_video_aaronchong888": "dfdc",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # relative to the data folder
+    label: int  # 1 = fake
+    source: str
+    group: str  # source + clip/identity: near-duplicates share a group
+
+    @property
+    def domain(self) -> str:
+        return DOMAINS.get(self.source, "real_only")
+
+
+def clip_of(filename: str) -> str:
+    """Clip or identity a file belongs to: frames ``X_f0123`` and DFDC crops ``id-009-00`` share it."""
+    stem = Path(filename).stem
+    stem = re.sub(r"_f\d+$", "", stem)
+    return stem.split("-")[0]
+
+
+def read_manifest(manifest: Path) -> list[Sample]:
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        Sample(r["path"], int(r["label"] == "fake"), r["source"], f"{r['source']}/{clip_of(r['path'])}")
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class CropSet:
+    """Aligned 224x224 JPEG-q90 face crops of a manifest, as one uint8 array."""
+
+    samples: list[Sample]
+    images: np.ndarray  # (N, 224, 224, 3) uint8
+    manifest_sha256: str
+    skipped: list[str]  # images where no face was found
+
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples])
+
+    def where(self, keep) -> "CropSet":
+        idx = [i for i, s in enumerate(self.samples) if keep(s)]
+        return CropSet([self.samples[i] for i in idx], self.images[idx], self.manifest_sha256, self.skipped)
+
+
+def build_crops(data_dir: Path, size: int = 224, margin: float = 1.3) -> CropSet:
+    """Detect, align and JPEG-encode every manifest image once; cached by manifest hash."""
+    manifest = Path(data_dir) / "manifest.csv"
+    digest = sha256_file(manifest)
+    folder = cache_dir() / "facecrops" / f"{digest[:16]}_{size}_{margin}"
+    if not (folder / "index.json").exists():
+        _write_crops(Path(data_dir), read_manifest(manifest), folder, size, margin)
+    index = json.loads((folder / "index.json").read_text())
+    samples = [Sample(**s) for s in index["samples"]]
+    images = np.load(folder / "crops.npy")
+    return CropSet(samples, images, digest, index["skipped"])
+
+
+def _write_crops(data_dir: Path, samples: list[Sample], folder: Path, size: int, margin: float) -> None:
+    faces = FacePipeline(size=size, margin=margin)
+    kept, crops, skipped = [], [], []
+    for sample in tqdm(samples, desc="face crops", unit="img"):
+        found = faces.faces(load_image(data_dir / sample.path))
+        if not found:
+            skipped.append(sample.path)
+            continue
+        kept.append(sample)
+        crops.append(np.asarray(jpeg_roundtrip(found[0].crop, JPEG_QUALITY)))
+    with atomic_path(folder, is_dir=True) as tmp:
+        np.save(tmp / "crops.npy", np.stack(crops))
+        index = {"samples": [asdict(s) for s in kept], "skipped": skipped}
+        (tmp / "index.json").write_text(json.dumps(index, indent=1))

@@ -1,0 +1,100 @@
+"""Shared fixtures. Tests use a private cache so they never read or pollute the user's."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def _shared_data() -> Path | None:
+    for candidate in (os.environ.get("DEEPFAKE_SDK_DATA"), ROOT.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "manifest.csv").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """One cache per test session (artifacts built once, shared by the tests that need them).
+
+    Converted backbone weights are reused from the user's cache when present (read-only), so
+    the 97 MB ONNX is not re-parsed every run.
+    """
+    cache = tmp_path_factory.mktemp("cache")
+    user = Path(os.environ.get("DEEPFAKE_SDK_CACHE") or Path.home() / ".cache" / "deepfake_sdk")
+    if (user / "backbones").is_dir():
+        (cache / "backbones").symlink_to(user / "backbones")
+    if (user / "facecrops").is_dir():
+        (cache / "facecrops").symlink_to(user / "facecrops")
+    old = os.environ.get("DEEPFAKE_SDK_CACHE")
+    os.environ["DEEPFAKE_SDK_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("DEEPFAKE_SDK_CACHE", None)
+    else:
+        os.environ["DEEPFAKE_SDK_CACHE"] = old
+
+
+@pytest.fixture
+def no_data_env(monkeypatch):
+    monkeypatch.delenv("DEEPFAKE_SDK_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _shared_data()
+    if path is None:
+        pytest.skip("../shared/data is not beside this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def maybe_shared_data() -> Path | None:
+    """The shared data folder when present, else None (tests then use packaged photos only)."""
+    return _shared_data()
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def astronaut_crop():
+    """The packaged aligned astronaut face (224x224, uint8)."""
+    from PIL import Image
+
+    from deepfake_sdk.paths import package_weights_dir
+
+    return np.asarray(Image.open(package_weights_dir() / "calibration_face.jpg").convert("RGB"))
+
+
+def tiny_vit_config(**overrides):
+    from deepfake_sdk.models.vit import ViTConfig
+
+    base = dict(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, patch_size=14,
+                pretrain_image_size=98)
+    base.update(overrides)
+    return ViTConfig(**base)
+
+
+@pytest.fixture
+def tiny_gend():
+    """A random-init GenD small enough to export in seconds."""
+    import torch
+
+    from deepfake_sdk.models.gend import GenD
+    from deepfake_sdk.models.vit import VisionTransformer
+
+    torch.manual_seed(0)
+    model = GenD(VisionTransformer(tiny_vit_config()))
+    with torch.no_grad():  # non-trivial LayerNorms and layer-scales so parity is meaningful
+        for name, p in model.named_parameters():
+            if name.endswith("lambda1"):
+                p.uniform_(0.5, 1.5)
+    return model.eval()

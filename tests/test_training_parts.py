@@ -1,0 +1,80 @@
+"""Losses, self-blending, grouped splits and metrics behave as their papers define them."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from deepfake_sdk.metrics import roc_auc
+from deepfake_sdk.training.data import Sample, clip_of
+from deepfake_sdk.training.losses import alignment_loss, gend_loss, uniformity_loss
+from deepfake_sdk.training.sbi import self_blend
+
+
+def test_uniformity_closed_form():
+    f = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # antipodal: squared distance 4
+    assert math.isclose(uniformity_loss(f, t=2).item(), -8.0, rel_tol=1e-6)
+    same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert uniformity_loss(same).item() > uniformity_loss(f).item()
+
+
+def test_alignment_only_counts_same_label_pairs():
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 1, 0])
+    assert alignment_loss(f, labels).item() == 0.0  # the only same-label pair is identical
+    assert math.isclose(alignment_loss(f, torch.tensor([0, 0, 1])).item(), 2.0, rel_tol=1e-6)
+    assert alignment_loss(f, torch.tensor([0, 1, 2])).item() == 0.0
+
+
+def test_gend_loss_weights():
+    torch.manual_seed(0)
+    f = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    logits, y = torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 0, 1])
+    total, parts = gend_loss(logits, f, y)
+    assert math.isclose(total.item(), parts["ce"] + 0.5 * parts["uniformity"] + 0.1 * parts["alignment"], rel_tol=1e-5)
+
+
+def test_self_blend_changes_only_the_face(astronaut_crop):
+    fake, mask = self_blend(astronaut_crop, np.random.default_rng(3), return_mask=True)
+    diff = np.abs(fake.astype(int) - astronaut_crop.astype(int)).sum(-1)
+    assert diff[mask[..., 0] < 1e-3].max() <= 1  # outside the mask: untouched (rounding only)
+    assert diff[mask[..., 0] > 0.2].mean() > 2  # inside: visibly altered
+    again = self_blend(astronaut_crop, np.random.default_rng(3))
+    assert np.array_equal(fake, again), "seeded"
+
+
+def test_clip_grouping():
+    assert clip_of("Kim_Jarrey_0_f0137.png") == clip_of("Kim_Jarrey_0_f0008.png") == "Kim_Jarrey_0"
+    assert clip_of("aapnvogymq-004-01.png") == "aapnvogymq"
+    assert Sample("x", 1, "dfdc_video_aaronchong888", "g").domain == "dfdc"
+
+
+def test_auc():
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert roc_auc([0, 1], [0.5, 0.5]) == 0.5
+    assert math.isnan(roc_auc([1, 1], [0.1, 0.2]))
+
+
+def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop):
+    from PIL import Image
+
+    from deepfake_sdk.training.data import CropSet
+    from deepfake_sdk.training.train import TrainConfig, train_gend
+    from deepfake_sdk.zoo import Preprocessing
+
+    small = np.asarray(Image.fromarray(astronaut_crop).resize((56, 56)))
+    crops = CropSet([Sample(f"{i}", i % 2, "s", f"g{i}") for i in range(6)], np.stack([small] * 6), "x" * 64, [])
+    before = {k: v.clone() for k, v in tiny_gend.state_dict().items()}
+    train_gend(tiny_gend, crops, TrainConfig(epochs=1, batch_size=4, probe_steps=5), Preprocessing(size=56))
+    trained = set(tiny_gend.trained_state_dict())
+    changed = {k for k, v in tiny_gend.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= trained
+    assert any("norm" in k for k in changed) and "head.linear.weight" in changed
+    assert all(k.startswith("head.") or "norm" in k or k.startswith("backbone.layernorm") for k in trained)
+
+
+def test_uniformity_of_a_single_sample_is_zero_not_nan():
+    loss = uniformity_loss(torch.nn.functional.normalize(torch.randn(1, 4), dim=-1))
+    assert loss.item() == 0.0
