@@ -7,6 +7,10 @@ the calibration set, checksums and the shared manifest fields.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,5 +61,33 @@ class LogitsAndFeatures(nn.Module):
         return self.model.head(feats), F.normalize(feats, p=2, dim=-1)
 
 
+def deployable(model: nn.Module, size: int) -> nn.Module:
+    """A copy of ``model`` fixed to ``size`` px inputs (position embeddings pre-resized)."""
+    import copy
+
+    model = copy.deepcopy(model).eval()
+    backbone = model.backbone
+    backbone.embeddings.resize_to(size // backbone.config.patch_size)
+    return model
+
+
 def example_input(size: int, batch: int = 1) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+@contextlib.contextmanager
+def quiet_tools():
+    """The exporter and quantizer print pages of progress; keep them for failures only."""
+    buf = io.StringIO()
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            warnings.simplefilter("ignore")
+            yield
+    except ImportError:
+        raise  # export() turns it into a MissingDependencyError naming the extra
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\n--- tool output ---\n{buf.getvalue()[-4000:]}") from exc
+    finally:
+        logging.disable(previous)

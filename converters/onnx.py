@@ -8,15 +8,21 @@ the backbone's final LayerNorm: CLS pick, L2-norm, head) excluded so it stays fl
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input
+from ..quantization.sensitivity import sqnr_db
+from .base import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    ExportRequest,
+    ExportResult,
+    LogitsAndFeatures,
+    example_input,
+    quiet_tools,
+)
 
 OPSET = 18
 
@@ -41,7 +47,7 @@ def export_fp32(model: torch.nn.Module, size: int, path: Path) -> None:
 
     wrapper = LogitsAndFeatures(model).eval()
     batch = torch.export.Dim("batch", min=1, max=256)
-    with _quiet():
+    with quiet_tools():
         torch.onnx.export(
             wrapper,
             (example_input(size, 2),),
@@ -57,6 +63,22 @@ def export_fp32(model: torch.nn.Module, size: int, path: Path) -> None:
     # Stale intermediate shapes from the exporter confuse ORT's quantization shape inference.
     del graph.graph.value_info[:]
     onnx.save(graph, str(path))
+
+
+def activation_matmuls(model_path: Path) -> list[str]:
+    """MatMul nodes with no weight operand (attention's Q.K^T and softmax.V)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    weights = {t.name for t in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
+
+
+def first_layer(model_path: Path) -> list[str]:
+    """The patch embedding: the first Conv of the graph."""
+    import onnx
+
+    return [n.name for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"][:1]
 
 
 def tail_nodes(model_path: Path) -> list[str]:
@@ -83,6 +105,9 @@ class _Reader:
     def get_next(self):
         return next(self._batches, None)
 
+    def __iter__(self):
+        return iter(self.get_next, None)
+
 
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg) -> dict:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -91,12 +116,17 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg)
     if calibration is None or not len(calibration):
         raise ValueError("static INT8 needs calibration crops")
     prep_path = fp32_path.with_name("model_prep.onnx")
-    with _quiet():
+    with quiet_tools():
         quant_pre_process(str(fp32_path), str(prep_path), skip_symbolic_shape=True)
     excluded = tail_nodes(prep_path) if cfg.keep_tail_float else []
+    if not cfg.quantize_attention_matmuls:
+        excluded += activation_matmuls(prep_path)
+    if cfg.keep_first_layer_float:
+        excluded += first_layer(prep_path)
+    excluded += list(cfg.float_layers)
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
-    with _quiet():
+    with quiet_tools():
         quantize_static(
             str(prep_path),
             str(out_path),
@@ -130,17 +160,40 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The exporter and quantizer print pages of progress; keep them for failures only."""
-    buf = io.StringIO()
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            warnings.simplefilter("ignore")
-            yield
-    except Exception as exc:
-        raise RuntimeError(f"{exc}\n--- tool output ---\n{buf.getvalue()[-4000:]}") from exc
-    finally:
-        logging.disable(previous)
+def layer_sensitivity(artifact_dir: Path, calibration: np.ndarray) -> dict[str, float]:
+    """SQNR (dB) of each quantized layer's input activation after QDQ: lower = more damage.
+
+    Uses ONNX Runtime's QDQ debugging helpers on the artifact's own INT8 graph; the result is
+    keyed by node name, as ``Int8Config.float_layers`` expects.
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    qdq_path = Path(artifact_dir) / "model.onnx"
+    graph = onnx.load(str(qdq_path)).graph
+    weights = {t.name for t in graph.initializer}
+    dq_source = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    q_source = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    with tempfile.TemporaryDirectory() as tmp, quiet_tools():
+        augmented = str(Path(tmp) / "augmented.onnx")
+        modify_model_output_intermediate_tensors(str(qdq_path), augmented)
+        activations = collect_activations(augmented, _Reader(calibration.astype(np.float32)))
+        matching = create_activation_matching(activations)
+    errors = {name: sqnr_db(np.concatenate([a.ravel() for a in m["pre_qdq"]]),
+                            np.concatenate([a.ravel() for a in m["post_qdq"]]))
+              for name, m in matching.items()}
+    scores: dict[str, float] = {}
+    for node in graph.node:
+        if node.op_type not in ("MatMul", "Gemm", "Conv"):
+            continue
+        for tensor in node.input:
+            source = q_source.get(dq_source.get(tensor, ""), None)  # float tensor fed to Q -> DQ -> node
+            if source and source not in weights and source in errors:
+                scores[node.name] = min(scores.get(node.name, float("inf")), errors[source])
+    return scores

@@ -41,17 +41,22 @@ def default_data_dir() -> Path | None:
     return None
 
 
-def calibration_set(source: str | Path | np.ndarray | None, size: int, preprocessing) -> CalibrationSet:
-    """Resolve ``calibration=``: a crops array, a data folder, or None (env var, then packaged)."""
+def calibration_set(source: str | Path | np.ndarray | None, size: int, preprocessing,
+                    offset: int = 0) -> CalibrationSet:
+    """Resolve ``calibration=``: a crops array, a data folder, or None (env var, then packaged).
+
+    ``offset`` skips that many crops of the same stream, so a verification set drawn with
+    ``offset=calibration_size`` never overlaps the calibration set.
+    """
     if isinstance(source, np.ndarray):
-        return CalibrationSet(source[:size], "array")
+        return CalibrationSet(source[offset : offset + size], "array")
     folder = Path(source) if source is not None else default_data_dir()
     if folder is not None:
-        return from_data_dir(folder, size, preprocessing)
-    return packaged(size, preprocessing)
+        return from_data_dir(folder, size, preprocessing, offset)
+    return packaged(size, preprocessing, seed=1234 + offset)
 
 
-def from_data_dir(folder: Path, size: int, preprocessing) -> CalibrationSet:
+def from_data_dir(folder: Path, size: int, preprocessing, offset: int = 0) -> CalibrationSet:
     from deepfake_sdk.training.data import build_crops
 
     crops = build_crops(folder, preprocessing.size, preprocessing.margin)
@@ -63,11 +68,11 @@ def from_data_dir(folder: Path, size: int, preprocessing) -> CalibrationSet:
     picked: list[int] = []
     for rank in range(max(len(s) for s in spaced)):
         picked += [int(s[rank]) for s in spaced if rank < len(s)]
-    picked = sorted(picked[:size])
-    return CalibrationSet(crops.images[picked], f"data:{folder.name}:{crops.manifest_sha256[:16]}")
+    picked = sorted(picked[offset : offset + size])
+    return CalibrationSet(crops.images[picked], f"data:{folder.name}:{crops.manifest_sha256[:16]}:{offset}+{size}")
 
 
-def packaged(size: int, preprocessing) -> CalibrationSet:
+def packaged(size: int, preprocessing, seed: int = 1234) -> CalibrationSet:
     from PIL import Image, ImageEnhance, ImageFilter
 
     from deepfake_sdk.imageio import jpeg_roundtrip
@@ -76,7 +81,7 @@ def packaged(size: int, preprocessing) -> CalibrationSet:
 
     base = Image.open(package_weights_dir() / "calibration_face.jpg").convert("RGB")
     base = base.resize((preprocessing.size, preprocessing.size), Image.Resampling.BICUBIC)
-    rng = np.random.default_rng(1234)
+    rng = np.random.default_rng(seed)
     crops = []
     for i in range(size):
         img = base.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if i % 2 else base
@@ -90,4 +95,4 @@ def packaged(size: int, preprocessing) -> CalibrationSet:
         if i % 4 == 1:
             arr = self_blend(arr, rng, preprocessing.margin)
         crops.append(np.asarray(jpeg_roundtrip(Image.fromarray(arr), preprocessing.jpeg_quality or 90)))
-    return CalibrationSet(np.stack(crops), "packaged:astronaut-augmented-v1")
+    return CalibrationSet(np.stack(crops), f"packaged:astronaut-augmented-v1:seed{seed}")

@@ -35,9 +35,16 @@ def require_runtime(target: str) -> None:
     from .runtimes.base import runtime_class
 
     if not runtime_class(target).is_available():
+        import platform
+
         from .errors import MissingDependencyError
         from .targets import get_target
 
+        if not get_target(target).predicts_on_linux and platform.system() != "Darwin":
+            raise MissingDependencyError(
+                f"{target!r} artifacts predict only on macOS/iOS; on {platform.system()} you can export "
+                f"and validate them (deepfake-sdk export gend-int8 --target {target}) but not run them"
+            )
         raise MissingDependencyError(
             f"the {target!r} runtime ({runtime_class(target).package}) is not installed here: "
             f"pip install 'deepfake-sdk[{get_target(target).extra}]'"
@@ -53,8 +60,15 @@ def _from_artifact(artifact: Artifact, spec: ModelSpec | None = None) -> Detecto
     return Detector(spec, runtime, runtime.name, artifact=artifact)
 
 
+VERIFY_SIZE = 128  # crops an INT8 build must match the reference on (mixed precision if not)
+
+
 def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bool = True) -> Artifact:
-    """The cached artifact for ``spec`` on ``target``; exported (atomically) when missing."""
+    """The cached artifact for ``spec`` on ``target``; exported (atomically) when missing.
+
+    INT8 builds are checked against the float reference on crops disjoint from calibration,
+    and fall back to mixed precision when they drift (see ``quantization.sensitivity``).
+    """
     from tqdm import tqdm
 
     from .export import default_artifact_dir, export
@@ -71,7 +85,9 @@ def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bo
     with tqdm(total=2, desc=f"building {spec.name} for {target}", disable=not progress, unit="step") as bar:
         reference = create_model(get_spec(f"{spec.family}-fp32"))
         bar.update(1)
+        verify = (calibration_set(calibration, VERIFY_SIZE, spec.preprocessing, offset=recipe.calibration_size).crops
+                  if calib else None)
         artifact = export(reference, target, spec.precision, calibration=calib.crops if calib else None,
-                          out=out, spec=spec)
+                          out=out, spec=spec, verify_on=verify)
         bar.update(1)
     return artifact

@@ -125,7 +125,9 @@ class Artifact:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Add checksums of every file in ``folder`` and write ``manifest.json`` there."""
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
+    # recursive: some formats are folders (Core ML's .mlpackage)
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and p.name != MANIFEST)
     full = {"format_version": FORMAT_VERSION, **manifest}
     full["files"] = {name: sha256_file(folder / name) for name in files}
     (folder / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")

@@ -41,9 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a model to a target's artifact")
     ex.add_argument("model", help="zoo name, e.g. gend-fp32")
     ex.add_argument("--target", required=True, help="target name")
-    ex.add_argument("--precision", default="int8", choices=["int8", "fp16", "fp32"])
+    ex.add_argument("--precision", default="int8", choices=["int8", "w8", "fp16", "fp32"])
     ex.add_argument("--calibration", help="data folder with manifest.csv (default $DEEPFAKE_SDK_DATA, then packaged)")
     ex.add_argument("--out", help="artifact folder (default: the cache)")
+    ex.add_argument("--verify", help="data folder whose crops the INT8 export is checked on (parity in the manifest)")
+    ex.add_argument("--mixed-precision", type=int, default=0, metavar="STEPS",
+                    help="when the INT8 export misses the parity gate, keep sensitive layers float (up to STEPS re-exports)")
     ex.set_defaults(func=cmd_export)
 
     tr = sub.add_parser("train", help="train a detector's small trained part")
@@ -54,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="where to write tensors + card (default: the package)")
     tr.add_argument("--no-loso", action="store_true", help="skip the leave-one-domain-out evaluation")
     tr.set_defaults(func=cmd_train)
+
+    bm = sub.add_parser("benchmark", help="export every target; print size, parity and latency per format")
+    bm.add_argument("--data", required=True, help="folder with manifest.csv (scored crops and calibration)")
+    bm.add_argument("--targets", default="all", help="comma-separated targets (default all)")
+    bm.add_argument("--precisions", default="fp32,int8")
+    bm.add_argument("--limit", type=int, default=0, help="score only the first N crops")
+    bm.add_argument("--json", help="also write the rows to this JSON file")
+    bm.set_defaults(func=cmd_benchmark)
 
     dr = sub.add_parser("doctor", help="this device, its runtimes, and what load() would pick")
     dr.set_defaults(func=cmd_doctor)
@@ -114,8 +125,16 @@ def cmd_export(args) -> int:
 
     spec = get_spec(args.model)
     reference = create_model(f"{spec.family}-fp32")
-    artifact = export(reference, args.target, precision=args.precision, calibration=args.calibration,
-                      out=args.out, spec=f"{spec.family}-{args.precision}" if args.precision != "fp16" else spec)
+    verify = None
+    if args.verify:
+        from .api import VERIFY_SIZE
+        from .quantization import config_for
+        from .quantization.calibration import calibration_set
+
+        offset = config_for("int8").calibration_size
+        verify = calibration_set(Path(args.verify), VERIFY_SIZE, spec.preprocessing, offset=offset).crops
+    artifact = export(reference, args.target, precision=args.precision, calibration=args.calibration, out=args.out,
+                      spec=spec, verify_on=verify, mixed_precision_steps=args.mixed_precision)
     print(f"{artifact.path}  ({artifact.size_bytes() / 1e6:.1f} MB, {artifact.target}, {artifact.precision})")
     return EXIT_OK
 
@@ -130,6 +149,23 @@ def cmd_train(args) -> int:
     card = train_recipe(Path(args.data), Path(args.out) if args.out else package_weights_dir(),
                         TrainConfig(epochs=args.epochs, seed=args.seed), loso=not args.no_loso, command=command)
     print(json.dumps(card.get("leave_one_domain_out"), indent=2))
+    return EXIT_OK
+
+
+def cmd_benchmark(args) -> int:
+    from .benchmark import benchmark, format_rows
+    from .targets import TARGETS
+    from .training.data import build_crops
+
+    crops = build_crops(Path(args.data))
+    images, labels = crops.images, crops.labels()
+    if args.limit:
+        images, labels = images[: args.limit], labels[: args.limit]
+    targets = list(TARGETS) if args.targets == "all" else args.targets.split(",")
+    rows = benchmark(targets, args.precisions.split(","), images, labels, calibration=Path(args.data))
+    print(format_rows(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=1))
     return EXIT_OK
 
 

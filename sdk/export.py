@@ -4,7 +4,10 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from . import __version__
 from .artifact import Artifact, atomic_path, sha256_file, write_manifest
@@ -21,12 +24,19 @@ def export(
     out: str | Path | None = None,
     quantization=None,
     spec: ModelSpec | str = "gend-fp32",
+    verify_on: np.ndarray | None = None,
+    gate=None,
+    mixed_precision_steps: int = 0,
 ) -> Artifact:
     """Export ``model`` (a GenD reference) for ``target`` at ``precision``; returns the Artifact.
 
     ``calibration``: a data folder with ``manifest.csv``, an ``(N, H, W, 3)`` uint8 array of
     aligned crops, or None (``$DEEPFAKE_SDK_DATA``, else the packaged face). ``quantization``
     overrides the precision's default recipe (e.g. ``Int8Config(per_channel=False)``).
+    ``verify_on``: aligned uint8 crops on which an INT8 export is compared with the float
+    reference (``gate``, default ``ParityGate()``); the result is stored in the manifest. With
+    ``mixed_precision_steps`` > 0, a failing export is redone with its most sensitive layers kept
+    float, up to that many times (targets whose converter ranks layers; quantization.sensitivity).
     """
     from deepfake_sdk.quantization import config_for
     from deepfake_sdk.quantization.calibration import calibration_set
@@ -38,32 +48,114 @@ def export(
         raise ValueError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:
         raise ValueError(f"target {target!r} writes {', '.join(tgt.precisions)}, not {precision!r}")
-    calib = None
-    if precision == "int8":
-        calib = calibration_set(calibration, recipe.calibration_size, spec.preprocessing)
+    calib = calibration_set(calibration, recipe.calibration_size, spec.preprocessing) if precision == "int8" else None
     out = Path(out) if out else default_artifact_dir(spec, target, recipe, calib)
-    converter = importlib.import_module(f"deepfake_sdk.converters.{tgt.converter}")
-    from .errors import MissingDependencyError
-    from .converters.base import ExportRequest
+    from .converters.base import deployable
 
-    with atomic_path(out, is_dir=True) as tmp:
-        request = ExportRequest(
-            model=model.eval(),
-            precision=precision,
-            quantization=recipe,
-            calibration=to_batch(calib.crops, spec.preprocessing) if calib else None,
-            input_size=spec.preprocessing.size,
-            out_dir=tmp,
-        )
+    model = deployable(model, spec.preprocessing.size)
+    if precision == "int8" and getattr(recipe, "smoothquant_alpha", None):
+        from deepfake_sdk.quantization.smooth import smooth
+
+        smooth(model, to_batch(calib.crops, spec.preprocessing), recipe.smoothquant_alpha)
+    job = _Job(model, spec, tgt, precision, calib)
+    if verify_on is None or precision != "int8":
+        return job.write(recipe, out)
+    return job.write_with_parity(recipe, out, verify_on, model, gate, mixed_precision_steps)
+
+
+@dataclass
+class _Job:
+    model: object
+    spec: ModelSpec
+    target: object
+    precision: str
+    calib: object
+
+    def write(self, recipe, out: Path, extra: dict | None = None) -> Artifact:
+        from .converters.base import ExportRequest
+        from .errors import MissingDependencyError
+
+        converter = importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
+        pp = self.spec.preprocessing
+        with atomic_path(out, is_dir=True) as tmp:
+            request = ExportRequest(self.model, self.precision, recipe,
+                                    to_batch(self.calib.crops, pp) if self.calib else None, pp.size, tmp)
+            try:
+                result = converter.export(request)
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"exporting to {self.target.name!r} needs {exc.name or 'a package that is missing'}: "
+                    f"pip install 'deepfake-sdk[{self.target.extra}]'"
+                ) from exc
+            manifest = _manifest(self.spec, self.target.name, self.precision, recipe, self.calib, result)
+            write_manifest(tmp, {**manifest, **(extra or {})})
+        return Artifact.load(out)
+
+    def write_with_parity(self, recipe, out: Path, crops: np.ndarray, reference_model, gate, steps: int) -> Artifact:
+        """INT8 export that must match the float reference on ``crops``, else mixed precision."""
+        import dataclasses
+        import tempfile
+
+        from .quantization.sensitivity import ParityGate, search_float_layers
+        from .runtimes.base import runtime_class, runtime_for
+
+        gate = gate or ParityGate(threshold=self.spec.threshold)
+        batch = to_batch(crops, self.spec.preprocessing)
+        reference = _score(lambda b: _torch_logits(reference_model, b), batch)
+        converter = importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
+        if not runtime_class(self.target.name).is_available():
+            return self.write(recipe, out, {"mixed_precision": {"skipped": "runtime not available here"}})
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.mp-", dir=Path(out).parent))
+        counter = iter(range(1000))
+
+        def export_with(float_layers: tuple[str, ...]) -> Artifact:
+            return self.write(dataclasses.replace(recipe, float_layers=float_layers), work / f"step{next(counter)}")
+
+        def score(artifact: Artifact) -> np.ndarray:
+            runtime = runtime_for(artifact)
+            return _score(runtime.run, batch)
+
+        def sensitivity(artifact: Artifact) -> dict[str, float]:
+            if not hasattr(converter, "layer_sensitivity"):
+                return {}
+            return converter.layer_sensitivity(artifact.path, to_batch(self.calib.crops[:16], self.spec.preprocessing))
+
         try:
-            result = converter.export(request)
-        except ImportError as exc:
-            raise MissingDependencyError(
-                f"exporting to {target!r} needs {exc.name or 'a package that is missing'}: "
-                f"pip install 'deepfake-sdk[{tgt.extra}]'"
-            ) from exc
-        write_manifest(tmp, _manifest(spec, tgt.name, precision, recipe, calib, result))
+            best, report = search_float_layers(export_with, score, sensitivity, reference, None, gate, steps)
+            report["verified_on"] = int(len(crops))
+            return _adopt(best, out, {"mixed_precision": report})
+        finally:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _adopt(candidate: Artifact, out: Path, extra: dict) -> Artifact:
+    """Move a finished candidate artifact to ``out``, recording ``extra`` in its manifest."""
+    import os
+    import shutil
+
+    manifest = {**candidate.manifest, **extra}
+    manifest["recipe"] = {**manifest["recipe"], "float_layers": extra["mixed_precision"]["float_layers"]}
+    write_manifest(candidate.path, manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(candidate.path, out)
     return Artifact.load(out)
+
+
+def _torch_logits(model, batch: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return model.eval()(torch.from_numpy(batch)).numpy()
+
+
+def _score(run, batch: np.ndarray, size: int = 32) -> np.ndarray:
+    from .detector import _softmax_fake
+
+    return np.concatenate([_softmax_fake(np.asarray(run(batch[i : i + size]))) for i in range(0, len(batch), size)])
 
 
 def _manifest(spec: ModelSpec, target: str, precision: str, recipe, calib, result) -> dict:

@@ -26,6 +26,15 @@ TARGETS: dict[str, Target] = {
     for t in [
         Target("onnx", "onnx", "onnxruntime", ("fp32", "int8"), "onnx", ".onnx",
                description="ONNX Runtime (CPU; also onnxruntime-web in browsers), static QDQ INT8"),
+        Target("openvino", "openvino", "openvino", ("fp32", "fp16", "int8"), "openvino", ".xml",
+               description="OpenVINO IR on Intel CPUs/GPUs/NPUs, INT8 through NNCF"),
+        Target("executorch", "executorch", "executorch", ("fp32", "int8"), "executorch", ".pte",
+               description="ExecuTorch lowered to XNNPACK (Android, iOS, embedded), PT2E INT8"),
+        Target("tflite", "tflite", "tflite", ("fp32", "int8"), "tflite", ".tflite",
+               description="TFLite / LiteRT (Android, edge TPUs, microcontrollers), PT2E INT8"),
+        Target("coreml", "coreml", "coreml", ("fp32", "fp16", "int8", "w8"), "coreml", ".mlpackage",
+               predicts_on_linux=False,
+               description="Core ML ML program (iOS 17+/macOS 14+); predicts on macOS only"),
     ]
 }
 

@@ -70,6 +70,7 @@ class Embeddings(nn.Module):
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.cfg = cfg
+        self.grid = cfg.pretrain_grid  # side of the patch grid the stored embeddings are for
         n_patches = cfg.pretrain_grid**2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.hidden_size))
         self.position_embeddings = nn.Parameter(torch.zeros(1, n_patches + 1, cfg.hidden_size))
@@ -82,7 +83,7 @@ class Embeddings(nn.Module):
         size ``H // patch``; no antialiasing (the reference ONNX graph has none).
         """
         pos = self.position_embeddings
-        g = self.cfg.pretrain_grid
+        g = self.grid
         if grid_h == g and grid_w == g:
             return pos
         cls_pos, patch_pos = pos[:, :1], pos[:, 1:]
@@ -93,6 +94,16 @@ class Embeddings(nn.Module):
         )
         patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, d)
         return torch.cat([cls_pos, patch_pos], dim=1)
+
+    @torch.no_grad()
+    def resize_to(self, grid: int) -> None:
+        """Store the embeddings already resized for a ``grid x grid`` input (deployment size).
+
+        Same numbers as resizing on every call, but no bicubic resize left in exported graphs
+        (Core ML cannot run one, and it is wasted work everywhere else).
+        """
+        self.position_embeddings = nn.Parameter(self.interpolated_positions(grid, grid).clone())
+        self.grid = grid
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         p = self.cfg.patch_size

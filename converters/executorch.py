@@ -1,0 +1,50 @@
+"""ExecuTorch ``.pte`` lowered to XNNPACK (Android, iOS, embedded Linux CPUs).
+
+INT8: the backbone goes through PT2E with ``XNNPACKQuantizer`` (symmetric, per-channel weights)
+and is swapped back beside the float head; the whole model is then exported at batch 1 and
+lowered with ``XnnpackPartitioner``. Ops XNNPACK does not take (LayerNorm, some copies) run in
+ExecuTorch's portable kernels.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+
+import torch
+
+from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+
+
+def export(request: ExportRequest) -> ExportResult:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    model = request.model
+    details: dict = {}
+    if request.precision == "int8":
+        model, details = _quantize(model, request)
+    elif request.precision != "fp32":
+        raise ValueError(f"the executorch target writes fp32 or int8, not {request.precision!r}")
+    wrapper = LogitsAndFeatures(model).eval()
+    with torch.no_grad(), quiet_tools():
+        program = torch.export.export(wrapper, (example_input(request.input_size, 1),))
+        lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
+    (request.out_dir / "model.pte").write_bytes(lowered.buffer)
+    return ExportResult("model.pte", _tool_versions(), {**details, "batch": 1, "backend": "xnnpack"})
+
+
+def _quantize(model, request: ExportRequest):
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+
+    from ..quantization.pt2e import quantize_backbone
+
+    cfg = request.quantization
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=cfg.per_channel))
+    return quantize_backbone(model, quantizer, request.calibration), {
+        "engine": "pt2e", "quantizer": "XNNPACKQuantizer", "per_channel": cfg.per_channel, "float": ["l2norm", "head"]}
+
+
+def _tool_versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "executorch": importlib.metadata.version("executorch")}

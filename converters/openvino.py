@@ -1,0 +1,65 @@
+"""OpenVINO IR (``model.xml`` + ``model.bin``): FP32/FP16 conversion, INT8 through NNCF.
+
+``ov.convert_model`` traces the PyTorch reference directly; ``nncf.quantize`` (transformer
+preset: per-channel symmetric weights, SmoothQuant off) calibrates on the face crops with the
+head ignored, so the L2-norm and classifier stay float. Weights are saved as written
+(``compress_to_fp16=False``): OpenVINO's default silently halves FP32 models.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+
+TAIL_PATTERN = r".*model\.head.*"
+FIRST_LAYER_PATTERN = r".*patch_embeddings.*"
+
+
+def export(request: ExportRequest) -> ExportResult:
+    import openvino as ov
+
+    wrapper = LogitsAndFeatures(request.model).eval()
+    size = request.input_size
+    with torch.no_grad(), quiet_tools():
+        model = ov.convert_model(wrapper, example_input=(example_input(size, 2),),
+                                 input=[(INPUT_NAME, ov.PartialShape([-1, 3, size, size]))])
+    for output, name in zip(model.outputs, OUTPUT_NAMES):
+        output.get_tensor().set_names({name})
+    details: dict = {}
+    if request.precision == "int8":
+        model, details = _quantize(model, request.calibration, request.quantization)
+    ov.save_model(model, str(request.out_dir / "model.xml"), compress_to_fp16=request.precision == "fp16")
+    return ExportResult("model.xml", _tool_versions(), details)
+
+
+def _quantize(model, calibration: np.ndarray, cfg):
+    import nncf
+
+    if calibration is None or not len(calibration):
+        raise ValueError("static INT8 needs calibration crops")
+    dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
+    patterns = ([TAIL_PATTERN] if cfg.keep_tail_float else []) + ([FIRST_LAYER_PATTERN] if cfg.keep_first_layer_float else [])
+    ignored = nncf.IgnoredScope(patterns=patterns, validate=False)
+    with quiet_tools():
+        quantized = nncf.quantize(
+            model,
+            dataset,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(calibration),
+            ignored_scope=ignored,
+        )
+    return quantized, {"engine": "nncf", "preset": "transformer", "ignored_scope": ignored.patterns}
+
+
+def _tool_versions() -> dict[str, str]:
+    import openvino
+
+    versions = {"torch": torch.__version__, "openvino": openvino.__version__}
+    with contextlib.suppress(ImportError):
+        import nncf
+
+        versions["nncf"] = nncf.__version__
+    return versions

@@ -1,0 +1,47 @@
+"""TFLite / LiteRT ``.tflite`` (Android, Coral-class edge boxes, MCUs with LiteRT Micro).
+
+Converted by ``litert_torch`` (no TensorFlow needed). INT8: the backbone goes through PT2E with
+LiteRT's ``PT2EQuantizer`` (symmetric, per-channel weights) and is swapped back beside the float
+head; the converter is told the graph is PT2E-quantized so Q/DQ pairs become INT8 kernels.
+Exported at batch 1.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+
+import torch
+
+from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+
+
+def export(request: ExportRequest) -> ExportResult:
+    import litert_torch
+
+    model, quant_config, details = request.model, None, {}
+    if request.precision == "int8":
+        model, quant_config, details = _quantize(request)
+    elif request.precision != "fp32":
+        raise ValueError(f"the tflite target writes fp32 or int8, not {request.precision!r}")
+    wrapper = LogitsAndFeatures(model).eval()
+    with torch.no_grad(), quiet_tools():
+        edge = litert_torch.convert(wrapper, (example_input(request.input_size, 1),), quant_config=quant_config)
+    edge.export(str(request.out_dir / "model.tflite"))
+    return ExportResult("model.tflite", _tool_versions(), {**details, "batch": 1})
+
+
+def _quantize(request: ExportRequest):
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    from ..quantization.pt2e import quantize_backbone
+
+    cfg = request.quantization
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=cfg.per_channel))
+    model = quantize_backbone(request.model, quantizer, request.calibration, fold_quantize=False)
+    details = {"engine": "pt2e", "quantizer": "litert PT2EQuantizer", "per_channel": cfg.per_channel,
+               "float": ["l2norm", "head"]}
+    return model, QuantConfig(pt2e_quantizer=quantizer), details
+
+
+def _tool_versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in ("torch", "litert-torch", "ai-edge-litert")}

@@ -1,0 +1,52 @@
+"""Core ML through coremltools. Prediction runs only on macOS: on other systems
+``is_available()`` is False, ``load`` falls back to another target and ``doctor`` says why."""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import platform
+
+import numpy as np
+
+from ..artifact import Artifact
+from ..errors import ArtifactError
+from .base import Runtime
+
+
+class CoreMLRuntime(Runtime):
+    name = "coreml"
+    package = "coremltools (on macOS)"
+
+    def __init__(self, artifact: Artifact):
+        super().__init__(artifact)
+        import coremltools as ct
+
+        try:
+            self.model = ct.models.MLModel(str(artifact.model_file), compute_units=ct.ComputeUnit.ALL)
+        except Exception as exc:
+            raise ArtifactError(f"Core ML cannot load {artifact.model_file}: {exc}") from exc
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return platform.system() == "Darwin" and importlib.util.find_spec("coremltools") is not None
+
+    @classmethod
+    def version(cls) -> str:
+        return importlib.metadata.version("coremltools") if importlib.util.find_spec("coremltools") else "-"
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, feats = [], []
+        for sample in np.ascontiguousarray(batch, dtype=np.float32):
+            out = self.model.predict({"pixels": sample[None]})
+            logits.append(np.asarray(out["logits"], np.float32))
+            feats.append(np.asarray(out["features"], np.float32))
+        return np.concatenate(logits), np.concatenate(feats)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch)[0]
+
+    def features(self, batch: np.ndarray) -> np.ndarray | None:
+        return self._run(batch)[1]
+
+
+RUNTIME = CoreMLRuntime

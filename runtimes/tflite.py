@@ -1,0 +1,79 @@
+"""LiteRT (TFLite) interpreter from ``ai-edge-litert``.
+
+Static INT8 conversion can make the model's *input* an int8 tensor; the runtime then quantizes
+the float batch with the input's own scale and zero-point (and dequantizes outputs likewise),
+so callers always pass and receive float32.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+
+import numpy as np
+
+from ..artifact import Artifact
+from ..errors import ArtifactError
+from .base import Runtime
+
+
+class TFLiteRuntime(Runtime):
+    name = "tflite"
+    package = "ai-edge-litert"
+
+    def __init__(self, artifact: Artifact):
+        super().__init__(artifact)
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(artifact.model_file), num_threads=os.cpu_count())
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ArtifactError(f"LiteRT cannot load {artifact.model_file}: {exc}") from exc
+        self.input = self.interpreter.get_input_details()[0]
+        outputs = self.interpreter.get_output_details()
+        # logits are (1, 2); the feature is (1, D): tell them apart by width, not by name
+        self.logits_out = next(o for o in outputs if o["shape"][-1] == 2)
+        self.feature_out = next((o for o in outputs if o["shape"][-1] != 2), None)
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return importlib.util.find_spec("ai_edge_litert") is not None
+
+    @classmethod
+    def version(cls) -> str:
+        return importlib.metadata.version("ai-edge-litert")
+
+    def _set_input(self, sample: np.ndarray) -> None:
+        dtype = self.input["dtype"]
+        if dtype != np.float32:
+            scale, zero = self.input["quantization"]
+            info = np.iinfo(dtype)
+            sample = np.clip(np.round(sample / scale + zero), info.min, info.max).astype(dtype)
+        self.interpreter.set_tensor(self.input["index"], sample)
+
+    def _get(self, detail) -> np.ndarray:
+        value = self.interpreter.get_tensor(detail["index"])
+        if value.dtype != np.float32:
+            scale, zero = detail["quantization"]
+            value = (value.astype(np.float32) - zero) * scale
+        return value
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        logits, feats = [], []
+        for sample in np.ascontiguousarray(batch, dtype=np.float32):
+            self._set_input(sample[None])
+            self.interpreter.invoke()
+            logits.append(self._get(self.logits_out))
+            if self.feature_out is not None:
+                feats.append(self._get(self.feature_out))
+        return np.concatenate(logits), (np.concatenate(feats) if feats else None)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch)[0]
+
+    def features(self, batch: np.ndarray) -> np.ndarray | None:
+        return self._run(batch)[1]
+
+
+RUNTIME = TFLiteRuntime
