@@ -34,12 +34,26 @@ class Runtime(ABC):
     def version(cls) -> str: ...
 
     @abstractmethod
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(N, 3, H, W)`` float32, preprocessed -> ``(N, 2)`` logits and ``(N, D)`` unit-norm
+        features (None when the artifact does not expose them)."""
+
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, 3, H, W)`` float32, preprocessed -> ``(N, 2)`` float32 logits."""
+        return self.outputs(batch)[0]
 
     def features(self, batch: np.ndarray) -> np.ndarray | None:
-        """Unit-norm CLS features when the artifact exposes them, else None."""
-        return None
+        return self.outputs(batch)[1]
+
+
+def per_sample(run_one, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a batch-1 model over a batch: ``run_one(sample (1,3,H,W)) -> (logits, features)``."""
+    logits, feats = [], []
+    for sample in np.ascontiguousarray(batch, dtype=np.float32):
+        out_logits, out_feats = run_one(sample[None])
+        logits.append(out_logits)
+        if out_feats is not None:
+            feats.append(out_feats)
+    return np.concatenate(logits), (np.concatenate(feats) if feats else None)
 
 
 def runtime_class(target: str) -> type[Runtime]:

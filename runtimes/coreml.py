@@ -10,7 +10,7 @@ import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime
+from .base import Runtime, per_sample
 
 
 class CoreMLRuntime(Runtime):
@@ -34,19 +34,12 @@ class CoreMLRuntime(Runtime):
     def version(cls) -> str:
         return importlib.metadata.version("coremltools") if importlib.util.find_spec("coremltools") else "-"
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, feats = [], []
-        for sample in np.ascontiguousarray(batch, dtype=np.float32):
-            out = self.model.predict({"pixels": sample[None]})
-            logits.append(np.asarray(out["logits"], np.float32))
-            feats.append(np.asarray(out["features"], np.float32))
-        return np.concatenate(logits), np.concatenate(feats)
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        def run_one(sample: np.ndarray):
+            out = self.model.predict({"pixels": sample})
+            return np.asarray(out["logits"], np.float32), np.asarray(out["features"], np.float32)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch)[0]
-
-    def features(self, batch: np.ndarray) -> np.ndarray | None:
-        return self._run(batch)[1]
+        return per_sample(run_one, batch)
 
 
 RUNTIME = CoreMLRuntime

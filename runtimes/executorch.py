@@ -9,7 +9,7 @@ import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime
+from .base import Runtime, per_sample
 
 
 class ExecuTorchRuntime(Runtime):
@@ -34,21 +34,14 @@ class ExecuTorchRuntime(Runtime):
     def version(cls) -> str:
         return importlib.metadata.version("executorch")
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
-        logits, feats = [], []
-        for sample in np.ascontiguousarray(batch, dtype=np.float32):
-            out = self.method.execute([torch.from_numpy(sample[None])])
-            logits.append(out[0].numpy())
-            feats.append(out[1].numpy())
-        return np.concatenate(logits), np.concatenate(feats)
+        def run_one(sample: np.ndarray):
+            logits, feats = self.method.execute([torch.from_numpy(sample)])[:2]
+            return logits.numpy(), feats.numpy()
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch)[0]
-
-    def features(self, batch: np.ndarray) -> np.ndarray | None:
-        return self._run(batch)[1]
+        return per_sample(run_one, batch)
 
 
 RUNTIME = ExecuTorchRuntime

@@ -28,7 +28,7 @@ class OnnxRuntime(Runtime):
             )
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise ArtifactError(f"ONNX Runtime cannot load {artifact.model_file}: {exc}") from exc
-        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
     @classmethod
     def is_available(cls) -> bool:
@@ -40,15 +40,9 @@ class OnnxRuntime(Runtime):
 
         return onnxruntime.__version__
 
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(None, {"pixels": np.ascontiguousarray(batch, dtype=np.float32)})
-        return dict(zip(self.outputs, values))
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch)["logits"]
-
-    def features(self, batch: np.ndarray) -> np.ndarray | None:
-        return self._run(batch).get("features")
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        values = dict(zip(self.output_names, self.session.run(None, {"pixels": np.ascontiguousarray(batch, np.float32)})))
+        return values["logits"], values.get("features")
 
 
 RUNTIME = OnnxRuntime

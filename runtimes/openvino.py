@@ -37,15 +37,10 @@ class OpenVINORuntime(Runtime):
 
         return openvino.__version__
 
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         result = self.request.infer({"pixels": np.ascontiguousarray(batch, dtype=np.float32)})
-        return {name: np.asarray(result[self.compiled.output(name)]) for name in ("logits", "features")}
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch)["logits"]
-
-    def features(self, batch: np.ndarray) -> np.ndarray | None:
-        return self._run(batch)["features"]
+        return (np.asarray(result[self.compiled.output("logits")]),
+                np.asarray(result[self.compiled.output("features")]))
 
 
 RUNTIME = OpenVINORuntime

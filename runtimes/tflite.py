@@ -14,7 +14,7 @@ import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime
+from .base import Runtime, per_sample
 
 
 class TFLiteRuntime(Runtime):
@@ -59,21 +59,14 @@ class TFLiteRuntime(Runtime):
             value = (value.astype(np.float32) - zero) * scale
         return value
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        logits, feats = [], []
-        for sample in np.ascontiguousarray(batch, dtype=np.float32):
-            self._set_input(sample[None])
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        def run_one(sample: np.ndarray):
+            self._set_input(sample)
             self.interpreter.invoke()
-            logits.append(self._get(self.logits_out))
-            if self.feature_out is not None:
-                feats.append(self._get(self.feature_out))
-        return np.concatenate(logits), (np.concatenate(feats) if feats else None)
+            feats = self._get(self.feature_out) if self.feature_out is not None else None
+            return self._get(self.logits_out), feats
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(batch)[0]
-
-    def features(self, batch: np.ndarray) -> np.ndarray | None:
-        return self._run(batch)[1]
+        return per_sample(run_one, batch)
 
 
 RUNTIME = TFLiteRuntime

@@ -74,6 +74,16 @@ def astronaut_crop():
     return np.asarray(Image.open(package_weights_dir() / "calibration_face.jpg").convert("RGB"))
 
 
+def augmented_crops(face: np.ndarray, size: int, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` brightness/noise variants of a face crop resized to ``size``: a small real-face set."""
+    from PIL import Image
+
+    base = np.asarray(Image.fromarray(face).resize((size, size))).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    return np.stack([np.clip(base * rng.uniform(0.7, 1.3) + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+                     for _ in range(n)])
+
+
 def tiny_vit_config(**overrides):
     from deepfake_sdk.models.vit import ViTConfig
 

@@ -17,13 +17,9 @@ SPEC = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
 
 @pytest.fixture
 def crops(astronaut_crop):
-    from PIL import Image
+    from conftest import augmented_crops
 
-    img = Image.fromarray(astronaut_crop).resize((56, 56))
-    base = np.asarray(img)
-    rng = np.random.default_rng(0)
-    return np.stack([np.clip(base * rng.uniform(0.7, 1.3) + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-                     for _ in range(24)])
+    return augmented_crops(astronaut_crop, 56, 24)
 
 
 def _reference(model, crops):

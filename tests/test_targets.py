@@ -33,12 +33,9 @@ def model():
 
 @pytest.fixture(scope="module")
 def crops(astronaut_crop):
-    from PIL import Image
+    from conftest import augmented_crops
 
-    base = np.asarray(Image.fromarray(astronaut_crop).resize((SIZE, SIZE))).astype(np.float32)
-    rng = np.random.default_rng(0)
-    return np.stack([np.clip(base * rng.uniform(0.7, 1.3) + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-                     for _ in range(16)])
+    return augmented_crops(astronaut_crop, SIZE, 16)
 
 
 def _reference(model, crops):
