@@ -99,12 +99,12 @@ class _Job:
         from .quantization.sensitivity import ParityGate, search_float_layers
         from .runtimes.base import runtime_class, runtime_for
 
+        if not runtime_class(self.target.name).is_available():  # nothing to score with: skip the reference too
+            return self.write(recipe, out, {"mixed_precision": {"skipped": "runtime not available here"}})
         gate = gate or ParityGate(threshold=self.spec.threshold)
         batch = to_batch(crops, self.spec.preprocessing)
         reference = _score(lambda b: _torch_logits(reference_model, b), batch)
         converter = importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
-        if not runtime_class(self.target.name).is_available():
-            return self.write(recipe, out, {"mixed_precision": {"skipped": "runtime not available here"}})
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.mp-", dir=Path(out).parent))
         counter = iter(range(1000))
