@@ -63,7 +63,8 @@ def _quantize_w8a8(request: ExportRequest):
 
     per_channel = request.quantization.per_channel
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
-    quantized = quantize_backbone(request.model, quantizer, request.calibration)
+    quantized = quantize_backbone(request.model, quantizer, request.calibration,
+                                   keep_embeddings_float=request.quantization.keep_first_layer_float)
     return quantized, {"engine": "pt2e", "quantizer": "XNNPACKQuantizer (symmetric)", "scheme": "W8A8",
                        "per_channel": per_channel, "float": ["l2norm", "head"],
                        "simulated": simulate(request.model, quantized, request.calibration)}

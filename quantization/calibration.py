@@ -73,6 +73,12 @@ def from_data_dir(folder: Path, size: int, preprocessing, offset: int = 0) -> Ca
 
 
 def packaged(size: int, preprocessing, seed: int = 1234) -> CalibrationSet:
+    crops, _ = packaged_faces(size, preprocessing, seed)
+    return CalibrationSet(crops, f"packaged:astronaut-augmented-v1:seed{seed}")
+
+
+def packaged_faces(size: int, preprocessing, seed: int = 1234, fake_every: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` augmented crops of the packaged face and their labels (1 = self-blended fake)."""
     from PIL import Image, ImageEnhance, ImageFilter
 
     from deepfake_sdk.imageio import jpeg_roundtrip
@@ -82,7 +88,7 @@ def packaged(size: int, preprocessing, seed: int = 1234) -> CalibrationSet:
     base = Image.open(package_weights_dir() / "calibration_face.jpg").convert("RGB")
     base = base.resize((preprocessing.size, preprocessing.size), Image.Resampling.BICUBIC)
     rng = np.random.default_rng(seed)
-    crops = []
+    crops, labels = [], []
     for i in range(size):
         img = base.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if i % 2 else base
         img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
@@ -92,7 +98,38 @@ def packaged(size: int, preprocessing, seed: int = 1234) -> CalibrationSet:
         if i % 3 == 0:
             img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
         arr = np.asarray(img)
-        if i % 4 == 1:
+        fake = i % fake_every == 1
+        if fake:
             arr = self_blend(arr, rng, preprocessing.margin)
         crops.append(np.asarray(jpeg_roundtrip(Image.fromarray(arr), preprocessing.jpeg_quality or 90)))
-    return CalibrationSet(np.stack(crops), f"packaged:astronaut-augmented-v1:seed{seed}")
+        labels.append(int(fake))
+    return np.stack(crops), np.array(labels)
+
+
+def write_packaged_set(out: str | Path, count: int, preprocessing, seed: int = 4321) -> Path:
+    """A labelled data folder (images + ``manifest.csv``) built from the packaged face only.
+
+    For machines without a real data set: tests and the sample CI reference use it so that
+    ``reference build`` / ``verify`` run end to end anywhere. Half the faces are self-blended
+    fakes. It checks plumbing and numeric drift, not detection quality.
+    """
+    import csv
+
+    from PIL import Image
+
+    from deepfake_sdk.artifact import atomic_path
+
+    crops, labels = packaged_faces(count, preprocessing, seed, fake_every=2)
+    out = Path(out)
+    with atomic_path(out, is_dir=True) as tmp:
+        rows = []
+        for i, (crop, label) in enumerate(zip(crops, labels)):
+            name = f"images/{'fake' if label else 'real'}/face_{i:03d}.jpg"
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(crop).save(tmp / name, quality=95)
+            rows.append({"path": name, "label": "fake" if label else "real", "source": f"packaged_{'sbi' if label else 'photo'}"})
+        with open(tmp / "manifest.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["path", "label", "source"])
+            writer.writeheader()
+            writer.writerows(rows)
+    return out

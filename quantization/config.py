@@ -13,13 +13,23 @@ from typing import Union
 
 @dataclass(frozen=True)
 class Int8Config:
-    """Static INT8: weights and activations in 8 bit, calibrated on real face crops.
+    """INT8 weights and activations, calibrated on real face crops.
 
     The L2-norm and the head stay in float: quantizing them clips the large logits of
     confident faces (see the toolchain notes), and they cost nothing to run.
+    ``activations="static"`` fixes every activation range at export from the calibration crops;
+    ``"dynamic"`` measures each Linear's input range per inference (weights are still INT8,
+    per channel). Each target's row in ``sdk/targets.py`` names the scheme that passes the
+    parity gate there: on PT2E targets the static XNNPACK/LiteRT kernels also quantize every
+    Linear's *output* to one INT8 scale, and DINOv2's outlier channels then cost 0.97 Pearson.
     """
 
     per_channel: bool = True  # one weight scale per output channel
+    activations: str = "static"  # "static" | "dynamic"
+    # x86 CPUs without VNNI (AVX2/AVX-512) multiply u8 x s8 with VPMADDUBSW, whose int16 pair
+    # sums saturate; ONNX then uses u8 weights (u8 x u8 kernels), OpenVINO 7-bit weights.
+    # Measured on gend (618 crops, ONNX): flips 1.3% -> 0.5%.
+    saturation_safe: bool = True
     weight_symmetric: bool = True
     activation_symmetric: bool = False
     calibration_method: str = "minmax"  # "minmax" | "percentile" | "entropy"
@@ -78,9 +88,16 @@ def _key(cfg) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
-def config_for(precision: str) -> QuantConfig:
-    """Default recipe of a precision name."""
+ACTIVATION_SCHEMES = ("static", "dynamic")
+
+
+def config_for(precision: str, target: str | None = None) -> QuantConfig:
+    """Default recipe of a precision name; for INT8, with the target's activation scheme."""
     configs = {"int8": Int8Config(), "w8": W8Config(), "fp16": FP16Config(), "fp32": FP32Config()}
     if precision not in configs:
         raise ValueError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
+    if precision == "int8" and target is not None:
+        from deepfake_sdk.targets import get_target
+
+        return Int8Config(activations=get_target(target).int8_activations)
     return configs[precision]

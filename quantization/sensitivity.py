@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..metrics import roc_auc
 
 
 @dataclass(frozen=True)
@@ -38,13 +37,12 @@ class ParityCheck:
 
 
 def check(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None, gate: ParityGate) -> ParityCheck:
-    pearson = float(np.corrcoef(reference, candidate)[0, 1])
-    flips = float(np.mean((reference >= gate.threshold) != (candidate >= gate.threshold)))
-    drop = None
-    if labels is not None and 0 < labels.sum() < len(labels):
-        drop = float(roc_auc(labels, reference) - roc_auc(labels, candidate))
-    passed = pearson >= gate.min_pearson and flips <= gate.max_flip_rate and (drop is None or drop <= gate.max_auc_drop)
-    return ParityCheck(pearson, flips, drop, float(np.abs(reference - candidate).max()), passed)
+    from deepfake_sdk.parity import compare
+
+    m = compare(reference, candidate, labels, gate.threshold)
+    passed = (m.pearson >= gate.min_pearson and m.flip_rate <= gate.max_flip_rate
+              and (m.auc_drop is None or m.auc_drop <= gate.max_auc_drop))
+    return ParityCheck(m.pearson, m.flip_rate, m.auc_drop, m.max_abs_diff, passed)
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:

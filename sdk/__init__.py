@@ -22,7 +22,7 @@ from .zoo import ModelSpec, Preprocessing, get_spec, list_models, register_model
 __all__ = [
     "__version__", "load", "export", "create_model", "list_models", "get_spec", "register_model",
     "ModelSpec", "Preprocessing", "DeepfakeSDKError", "InvalidImageError", "UnknownModelError",
-    "MissingDependencyError", "ArtifactError",
+    "MissingDependencyError", "ArtifactError", "verify", "build_reference",
 ]
 
 
@@ -42,3 +42,17 @@ def create_model(name: str, pretrained: bool = True):
     from .models.factory import create_model as _create
 
     return _create(name, pretrained=pretrained)
+
+
+def verify(artifact, reference, **kwargs):
+    """Check an artifact against a stored float reference (``deepfake_sdk.parity.verify``)."""
+    from .parity import verify as _verify
+
+    return _verify(artifact, reference, **kwargs)
+
+
+def build_reference(model: str, data, out, **kwargs):
+    """Store the float reference of ``model`` on a data folder (``deepfake_sdk.parity``)."""
+    from .parity import build_reference as _build
+
+    return _build(model, data, out, **kwargs)

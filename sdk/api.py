@@ -76,7 +76,7 @@ def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bo
     from .quantization import config_for
     from .quantization.calibration import calibration_set
 
-    recipe = config_for(spec.precision)
+    recipe = config_for(spec.precision, target)
     calib = (calibration_set(calibration, recipe.calibration_size, spec.preprocessing)
              if spec.precision == "int8" else None)
     out = default_artifact_dir(spec, target, recipe, calib)

@@ -1,4 +1,7 @@
-"""``deepfake-sdk``: predict, export, train, doctor, models."""
+"""``deepfake-sdk``: predict, export, train, benchmark, reference, verify, numerics, doctor, models.
+
+Exit codes: 0 success (verify: every artifact passed), 1 drift (verify), 2 error.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +11,7 @@ from pathlib import Path
 
 from .errors import DeepfakeSDKError
 
-EXIT_OK, EXIT_ERROR = 0, 2
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +68,43 @@ def _parser() -> argparse.ArgumentParser:
     bm.add_argument("--limit", type=int, default=0, help="score only the first N crops")
     bm.add_argument("--json", help="also write the rows to this JSON file")
     bm.set_defaults(func=cmd_benchmark)
+
+    rf = sub.add_parser("reference", help="store the full-precision reference that artifacts are verified against")
+    rf_sub = rf.add_subparsers(title="reference commands", metavar="ACTION")
+    rb = rf_sub.add_parser("build", help="run the float model over a data set and store per-face results + metrics")
+    rb.add_argument("model", help="full-precision zoo name, e.g. gend-fp32 (gend-int8 means its gend-fp32)")
+    rb.add_argument("--data", required=True, help="data folder with manifest.csv (path,label,source), or the CSV")
+    rb.add_argument("--out", required=True, help="reference folder to write")
+    rb.add_argument("--no-features", action="store_true", help="do not store L2 features (smaller reference)")
+    rb.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    rb.add_argument("--limit", type=int, help="only the first N faces")
+    rb.set_defaults(func=cmd_reference_build)
+
+    vf = sub.add_parser("verify", help="check artifacts against a reference; exit 0 pass, 1 drift, 2 error")
+    vf.add_argument("artifacts", nargs="+", help="artifact folders")
+    vf.add_argument("--reference", required=True, help="folder written by 'reference build'")
+    vf.add_argument("--data", help="data folder, if it moved since the reference was built")
+    vf.add_argument("--policy", help="JSON/TOML file with gate limits (flags below override it)")
+    for flag, help_ in [("--max-auc-drop", "default 0.005"), ("--max-flip-rate", "default 0.01"),
+                        ("--min-pearson", "default 0.995"), ("--max-eer-increase", "off by default"),
+                        ("--max-p99-abs-diff", "off by default"), ("--min-feature-cosine", "off by default")]:
+        vf.add_argument(flag, type=float, help=help_)
+    vf.add_argument("--report-dir", help="write report.json, report.md (+ scatter PNGs) and junit.xml here")
+    vf.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    vf.set_defaults(func=cmd_verify)
+
+    nm = sub.add_parser("numerics", help="refresh a model's recorded numerics table (every target x precision)")
+    nm.add_argument("family", help="model family, e.g. gend")
+    nm.add_argument("--data", required=True, help="data folder with manifest.csv (reference, calibration)")
+    nm.add_argument("--targets", default="all")
+    nm.add_argument("--precisions", default="fp32,int8")
+    nm.add_argument("--out", default="docs/numerics", help="folder for FAMILY.md and FAMILY.json")
+    nm.set_defaults(func=cmd_numerics)
+
+    sd = sub.add_parser("sample-data", help="write a small labelled face set from the packaged photo (no data needed)")
+    sd.add_argument("out", help="folder to create (images/ + manifest.csv)")
+    sd.add_argument("--count", type=int, default=32, help="faces to write, half of them self-blended fakes")
+    sd.set_defaults(func=cmd_sample_data)
 
     dr = sub.add_parser("doctor", help="this device, its runtimes, and what load() would pick")
     dr.set_defaults(func=cmd_doctor)
@@ -166,6 +206,67 @@ def cmd_benchmark(args) -> int:
     print(format_rows(rows))
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=1))
+    return EXIT_OK
+
+
+def cmd_reference_build(args) -> int:
+    from .parity import build_reference
+    from .zoo import get_spec
+
+    spec = get_spec(args.model)
+    model = f"{spec.family}-fp32"
+    ref = build_reference(model, args.data, args.out, features=not args.no_features, device=args.device, limit=args.limit)
+    m = ref.meta["metrics"] or {}
+    print(f"{ref.path}: {len(ref.samples)} faces, {model} on {ref.meta['device']}; "
+          + (f"AUC {m['auc']:.4f} AP {m['ap']:.4f} EER {m['eer']:.4f}" if m else "one class only: no AUC"))
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from .parity import GatePolicy, verify
+    from .reports import write_reports
+
+    policy = GatePolicy.from_file(args.policy) if args.policy else GatePolicy()
+    policy = policy.overridden(max_auc_drop=args.max_auc_drop, max_flip_rate=args.max_flip_rate,
+                              min_pearson=args.min_pearson, max_eer_increase=args.max_eer_increase,
+                              max_p99_abs_diff=args.max_p99_abs_diff, min_feature_cosine=args.min_feature_cosine)
+    results = [verify(path, args.reference, data=args.data, policy=policy) for path in args.artifacts]
+    if args.report_dir:
+        paths = write_reports(results, args.report_dir)
+        print(f"reports: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        for r in results:
+            m = r.metrics
+            verdict = "PASS " if r.passed else "DRIFT"
+            failed = "; ".join(f"{c.metric}={c.value:.4g} (limit {'<=' if c.kind == 'max' else '>='} {c.limit:g})"
+                               for c in r.failures)
+            print(f"{verdict} {r.name:<18} pearson {m.pearson:.4f}  flips {m.flip_rate:.2%}  "
+                  f"dAUC {_signed(m.auc_drop)}  p99|dp| {m.p99_abs_diff:.3f}" + (f"  FAILED: {failed}" if failed else ""))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_DRIFT
+
+
+def _signed(value) -> str:
+    return "-" if value is None else f"{-value:+.4f}"
+
+
+def cmd_numerics(args) -> int:
+    from .numerics import refresh
+    from .targets import TARGETS
+
+    targets = list(TARGETS) if args.targets == "all" else args.targets.split(",")
+    path = refresh(args.family, Path(args.data), targets, args.precisions.split(","), Path(args.out))
+    print(path.read_text())
+    return EXIT_OK
+
+
+def cmd_sample_data(args) -> int:
+    from .quantization.calibration import write_packaged_set
+    from .zoo import get_spec
+
+    out = write_packaged_set(args.out, args.count, get_spec("gend-fp32").preprocessing)
+    print(f"{out}: {args.count} faces + manifest.csv")
     return EXIT_OK
 
 

@@ -43,7 +43,7 @@ def export(
 
     spec = get_spec(spec) if isinstance(spec, str) else spec
     tgt = get_target(target)
-    recipe = quantization or config_for(precision)
+    recipe = quantization or config_for(precision, target)
     if recipe.precision != precision:
         raise ValueError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:

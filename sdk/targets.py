@@ -18,6 +18,7 @@ class Target:
     extra: str  # pip extra that installs converter + runtime
     model_suffix: str  # the artifact's model file
     predicts_on_linux: bool = True  # False: artifacts build here, prediction needs another OS
+    int8_activations: str = "static"  # Int8Config.activations that passes the parity gate here
     description: str = ""
 
 
@@ -29,8 +30,10 @@ TARGETS: dict[str, Target] = {
         Target("openvino", "openvino", "openvino", ("fp32", "fp16", "int8"), "openvino", ".xml",
                description="OpenVINO IR on Intel CPUs/GPUs/NPUs, INT8 through NNCF"),
         Target("executorch", "executorch", "executorch", ("fp32", "int8"), "executorch", ".pte",
+               int8_activations="dynamic",
                description="ExecuTorch lowered to XNNPACK (Android, iOS, embedded), PT2E INT8"),
         Target("tflite", "tflite", "tflite", ("fp32", "int8"), "tflite", ".tflite",
+               int8_activations="dynamic",
                description="TFLite / LiteRT (Android, edge TPUs, microcontrollers), PT2E INT8"),
         Target("coreml", "coreml", "coreml", ("fp32", "fp16", "int8", "w8"), "coreml", ".mlpackage",
                predicts_on_linux=False,

@@ -108,3 +108,24 @@ def tiny_gend():
             if name.endswith("lambda1"):
                 p.uniform_(0.5, 1.5)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def parity_data(maybe_shared_data, tmp_path_factory):
+    """../shared/data when present (the acceptance set), else 24 packaged faces, half fakes."""
+    if maybe_shared_data is not None:
+        return maybe_shared_data
+    from deepfake_sdk.quantization.calibration import write_packaged_set
+    from deepfake_sdk.zoo import get_spec
+
+    return write_packaged_set(tmp_path_factory.mktemp("pdata") / "data", 24, get_spec("gend-fp32").preprocessing)
+
+
+@pytest.fixture(scope="session")
+def reference(parity_data, tmp_path_factory):
+    from deepfake_sdk.cli import main
+    from deepfake_sdk.parity import Reference
+
+    out = tmp_path_factory.mktemp("ref") / "gend"
+    assert main(["reference", "build", "gend-int8", "--data", str(parity_data), "--out", str(out)]) == 0
+    return Reference.load(out)

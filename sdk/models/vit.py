@@ -125,13 +125,15 @@ class SelfAttention(nn.Module):
         b, n, d = x.shape
         h = self.num_heads
 
+        # 3-D (batch*heads, tokens, dim) products: 4-D broadcasting matmuls export as
+        # expand_copy + bmm, and ExecuTorch runs those copies outside XNNPACK (slow).
         def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(b, n, h, d // h).transpose(1, 2)
+            return t.reshape(b, n, h, d // h).transpose(1, 2).reshape(b * h, n, d // h)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         scale = 1.0 / math.sqrt(d // h)
-        attn = torch.softmax((q * scale) @ k.transpose(-2, -1), dim=-1)
-        return (attn @ v).transpose(1, 2).reshape(b, n, d)
+        attn = torch.softmax(torch.bmm(q * scale, k.transpose(1, 2)), dim=-1)
+        return torch.bmm(attn, v).reshape(b, h, n, d // h).transpose(1, 2).reshape(b, n, d)
 
 
 class _Dense(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -66,31 +66,33 @@ class CropSet:
     images: np.ndarray  # (N, 224, 224, 3) uint8
     manifest_sha256: str
     skipped: list[str]  # images where no face was found
+    faces: list[dict] = field(default_factory=list)  # per sample: image sha256, box, 5 landmarks
 
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples])
 
     def where(self, keep) -> "CropSet":
         idx = [i for i, s in enumerate(self.samples) if keep(s)]
-        return CropSet([self.samples[i] for i in idx], self.images[idx], self.manifest_sha256, self.skipped)
+        return CropSet([self.samples[i] for i in idx], self.images[idx], self.manifest_sha256, self.skipped,
+                       [self.faces[i] for i in idx] if self.faces else [])
 
 
 def build_crops(data_dir: Path, size: int = 224, margin: float = 1.3) -> CropSet:
     """Detect, align and JPEG-encode every manifest image once; cached by manifest hash."""
     manifest = Path(data_dir) / "manifest.csv"
     digest = sha256_file(manifest)
-    folder = cache_dir() / "facecrops" / f"{digest[:16]}_{size}_{margin}"
+    folder = cache_dir() / "facecrops" / f"{digest[:16]}_{size}_{margin}_v2"
     if not (folder / "index.json").exists():
         _write_crops(Path(data_dir), read_manifest(manifest), folder, size, margin)
     index = json.loads((folder / "index.json").read_text())
     samples = [Sample(**s) for s in index["samples"]]
     images = np.load(folder / "crops.npy")
-    return CropSet(samples, images, digest, index["skipped"])
+    return CropSet(samples, images, digest, index["skipped"], index["faces"])
 
 
 def _write_crops(data_dir: Path, samples: list[Sample], folder: Path, size: int, margin: float) -> None:
     faces = FacePipeline(size=size, margin=margin)
-    kept, crops, skipped = [], [], []
+    kept, crops, skipped, where = [], [], [], []
     for sample in tqdm(samples, desc="face crops", unit="img"):
         found = faces.faces(load_image(data_dir / sample.path))
         if not found:
@@ -98,7 +100,9 @@ def _write_crops(data_dir: Path, samples: list[Sample], folder: Path, size: int,
             continue
         kept.append(sample)
         crops.append(np.asarray(jpeg_roundtrip(found[0].crop, JPEG_QUALITY)))
+        where.append({"sha256": sha256_file(data_dir / sample.path), "box": [round(float(v), 2) for v in found[0].box],
+                      "landmarks": np.asarray(found[0].landmarks, float).round(3).tolist()})
     with atomic_path(folder, is_dir=True) as tmp:
         np.save(tmp / "crops.npy", np.stack(crops))
-        index = {"samples": [asdict(s) for s in kept], "skipped": skipped}
+        index = {"samples": [asdict(s) for s in kept], "skipped": skipped, "faces": where}
         (tmp / "index.json").write_text(json.dumps(index, indent=1))

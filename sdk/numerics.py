@@ -1,0 +1,94 @@
+"""A model's recorded numerics table: the float reference against every target x precision.
+
+Like qai-hub-models' per-model numerics files: one command refreshes it
+(``deepfake-sdk numerics gend --data ../shared/data``) and the result is committed under
+``docs/numerics/`` so a reader sees what each artifact does on real faces, and a diff shows
+when a toolchain upgrade moved a number.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from pathlib import Path
+
+from . import __version__
+from .parity import GatePolicy, Reference, build_reference, verify
+
+
+def reference_for(family: str, data: Path) -> Reference:
+    """The cached float reference of ``family`` on ``data`` (built once per manifest and weights)."""
+    from .artifact import sha256_file
+    from .paths import cache_dir, package_weights_dir
+    from .zoo import get_spec
+
+    spec = get_spec(f"{family}-fp32")
+    weights = package_weights_dir() / spec.weights if spec.weights else None
+    key = sha256_file(Path(data) / "manifest.csv")[:12] + (f"-{sha256_file(weights)[:12]}" if weights else "")
+    path = cache_dir() / "references" / f"{family}-{spec.version}-{key}"
+    if (path / "manifest.json").is_file():
+        return Reference.load(path)
+    return build_reference(spec.name, data, path)
+
+
+def refresh(family: str, data: Path, targets: list[str], precisions: list[str], out: Path,
+            policy: GatePolicy = GatePolicy()) -> Path:
+    """Export (cached) and verify every pair; write ``out/FAMILY.json`` and ``out/FAMILY.md``."""
+    from .api import ensure_artifact
+    from .runtimes.base import runtime_class
+    from .targets import get_target
+    from .zoo import get_spec, with_precision
+
+    ref = reference_for(family, data)
+    spec = get_spec(f"{family}-fp32")
+    rows = []
+    for target in targets:
+        for precision in precisions:
+            if precision not in get_target(target).precisions:
+                continue
+            artifact = ensure_artifact(with_precision(spec, precision), target, calibration=data, progress=False)
+            row = {"target": target, "precision": precision, "size_mb": round(artifact.size_bytes() / 1e6, 1),
+                   "recipe": artifact.manifest["recipe"].get("activations", "")}
+            if not runtime_class(target).is_available():
+                row["status"] = "exported and validated; prediction needs macOS/iOS"
+            else:
+                result = verify(artifact, ref, data=data, policy=policy)
+                m = result.metrics
+                row.update(status="pass" if result.passed else "DRIFT: " + ", ".join(c.metric for c in result.failures),
+                           runtime=result.runtime, pearson=m.pearson, spearman=m.spearman, flip_rate=m.flip_rate,
+                           auc=m.auc, auc_drop=m.auc_drop, eer_increase=m.eer_increase, p99_abs_diff=m.p99_abs_diff,
+                           max_abs_diff=m.max_abs_diff, feature_cosine_mean=m.feature_cosine_mean, nonfinite=m.nonfinite)
+            rows.append(row)
+    record = {"family": family, "reference": ref.meta, "rows": rows, "policy": policy.__dict__,
+              "sdk": __version__, "machine": f"{platform.system()} {platform.machine()}",
+              "command": f"deepfake-sdk numerics {family} --data {data}",
+              "date": datetime.date.today().isoformat()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{family}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    path = out / f"{family}.md"
+    path.write_text(_markdown(record))
+    return path
+
+
+def _f(v, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _markdown(record: dict) -> str:
+    ref, m = record["reference"], record["reference"]["metrics"] or {}
+    lines = [f"# Numerics: {record['family']}", "",
+             f"Float reference `{ref['model']}` ({ref['device']}, torch {ref['torch']}) on {ref['data']['samples']} faces "
+             f"of `{Path(ref['data']['folder']).name}` (manifest {ref['data']['manifest_sha256'][:12]}): "
+             f"AUC {_f(m.get('auc'), '.4f')}, AP {_f(m.get('ap'), '.4f')}, EER {_f(m.get('eer'), '.4f')}.",
+             f"Refreshed {record['date']} on {record['machine']} with `{record['command']}` (SDK {record['sdk']}).",
+             "Gate: " + ", ".join(f"{k}={v}" for k, v in record["policy"].items() if v is not None) + ".", "",
+             "| target | precision | activations | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | p99 abs Δp | feat cos |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        lines.append(f"| {r['target']} | {r['precision']} | {r.get('recipe') or '–'} | {r['size_mb']} | {r['status']} | "
+                     f"{_f(r.get('pearson'), '.4f')} | {_f(r.get('flip_rate'), '.2%')} | {_f(r.get('auc'), '.4f')} | "
+                     f"{_f(r.get('auc_drop'), '+.4f')} | {_f(r.get('eer_increase'), '+.4f')} | "
+                     f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} |")
+    lines += ["", "The reference saw this data in training (AUC is a fit, not generalisation); the table is about "
+              "how faithfully each artifact reproduces the float model, not how good the model is."]
+    return "\n".join(lines) + "\n"
