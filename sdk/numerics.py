@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .parity import GatePolicy, Reference, build_reference, verify
+from .reports import _fmt as _f
 
 
 def reference_for(family: str, data: Path) -> Reference:
@@ -68,10 +69,6 @@ def refresh(family: str, data: Path, targets: list[str], precisions: list[str], 
     path = out / f"{family}.md"
     path.write_text(_markdown(record))
     return path
-
-
-def _f(v, spec: str) -> str:
-    return "–" if v is None else format(v, spec)
 
 
 def _markdown(record: dict) -> str:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifact import Artifact, atomic_path, sha256_file, write_manifest
+from .artifact import Artifact, atomic_path, write_manifest
 from .errors import ArtifactError, DeepfakeSDKError
+from .detector import _softmax_fake
 from .metrics import detection_metrics, spearman
 from .zoo import get_spec
 
@@ -265,12 +266,6 @@ def _per_source(rows: list[dict], probs: np.ndarray) -> dict:
     return out
 
 
-def _softmax_fake(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e[:, 1] / e.sum(axis=1)
-
-
 def _crop_hash(crop: np.ndarray) -> str:
     import hashlib
 
@@ -361,7 +356,7 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
         raise ArtifactError(f"{artifact.path}: the {runtime.name} runtime failed while scoring: {exc}") from exc
     logits = np.concatenate([o[0] for o in outs])
     feats = np.concatenate([o[1] for o in outs]) if all(o[1] is not None for o in outs) else None
-    probs = _softmax_fake(logits.astype(np.float64))
+    probs = _softmax_fake(logits)
     metrics = compare(ref.probs, probs, ref.labels, ref.meta["threshold"], ref.features, feats)
     return VerifyResult(
         artifact=str(artifact.path), target=artifact.target, precision=artifact.precision, runtime=runtime.name,
