@@ -1,7 +1,11 @@
 """Export every target and measure size, parity and latency in one run (Ultralytics-style).
 
-Latency is the median of repeated batch-1 runs after warm-up, all measured in the same process
-and run, so ratios between rows are meaningful; absolute times depend on the machine.
+Latency is batch-1, after warm-up. The precisions of one target (FP32, INT8, ...) are timed in
+interleaved rounds (FP32, INT8, FP32, INT8, ...), so that whatever drifts on the machine during
+the run (clock boost, page cache, a neighbour's job) hits each of them alike: the quoted number
+is ``ratio_to_fp32``, the median over rounds of (this precision's time / FP32's time in the same
+round). Timing the rows one after another instead moved the TFLite INT8/FP32 ratio between 0.92
+and 1.07 on the same artifacts. Absolute times depend on the machine.
 """
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .preprocess import to_batch
+
+Run = Callable[[np.ndarray], object]
 
 
 @dataclass(frozen=True)
@@ -26,65 +33,118 @@ class BenchmarkRow:
     auc: float | None
     auc_delta: float | None
     status: str  # "ok", or why the row has no numbers
+    ratio_to_fp32: float | None = None  # latency / FP32 latency of the same target, same rounds
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _latency_ms(run, sample: np.ndarray, repeats: int) -> float:
-    for _ in range(3):
-        run(sample)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(sample)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+@dataclass(frozen=True)
+class Timing:
+    """Median batch-1 latency and median per-round ratio to the first run of the group."""
+
+    latency_ms: float
+    ratio_to_first: float
 
 
-def _scores(run, batch: np.ndarray) -> np.ndarray:
+def interleaved_latency(runs: list[Run], sample: np.ndarray, rounds: int, warmup: int = 3) -> list[Timing]:
+    """Time ``runs`` on ``sample`` in alternating rounds; ratios are taken within each round."""
+    for run in runs:
+        for _ in range(warmup):
+            run(sample)
+    times = np.zeros((rounds, len(runs)))
+    for r in range(rounds):
+        order = range(len(runs)) if r % 2 == 0 else reversed(range(len(runs)))  # no fixed first slot
+        for i in order:
+            start = time.perf_counter()
+            runs[i](sample)
+            times[r, i] = (time.perf_counter() - start) * 1000
+    ratios = times / times[:, :1]
+    return [Timing(float(np.median(times[:, i])), float(np.median(ratios[:, i]))) for i in range(len(runs))]
+
+
+def _scores(run: Run, batch: np.ndarray) -> np.ndarray:
     from .detector import _softmax_fake
 
     return np.concatenate([_softmax_fake(np.asarray(run(batch[i : i + 16]))) for i in range(0, len(batch), 16)])
+
+
+@dataclass
+class _Candidate:
+    """One exported (target, precision) pair on its way to a row."""
+
+    precision: str
+    size_mb: float | None = None
+    run: Run | None = None
+    status: str = "ok"
 
 
 def benchmark(targets: list[str], precisions: list[str], crops: np.ndarray, labels: np.ndarray | None,
               calibration=None, repeats: int = 20, model_name: str = "gend") -> list[BenchmarkRow]:
     """Rows for the PyTorch reference and every (target, precision) pair."""
     from . import create_model
-    from .api import ensure_artifact
     from .detector import TorchBackend
     from .metrics import roc_auc
-    from .runtimes.base import runtime_class, runtime_for
-    from .targets import get_target
-    from .zoo import get_spec, with_precision
+    from .zoo import get_spec
 
     spec = get_spec(f"{model_name}-fp32")
     batch = to_batch(crops, spec.preprocessing)
     torch_run = TorchBackend(create_model(spec)).run
     reference = _scores(torch_run, batch)
     auc_ref = roc_auc(labels, reference) if labels is not None else None
-    rows = [BenchmarkRow("pytorch", "fp32", None, _latency_ms(torch_run, batch[:1], repeats), 1.0, 0.0, auc_ref, 0.0, "ok")]
+    torch_ms = interleaved_latency([torch_run], batch[:1], repeats)[0].latency_ms
+    rows = [BenchmarkRow("pytorch", "fp32", None, torch_ms, 1.0, 0.0, auc_ref, 0.0, "ok")]
     for target in targets:
-        for precision in precisions:
-            if precision not in get_target(target).precisions:
-                continue
-            try:
-                artifact = ensure_artifact(with_precision(spec, precision), target, calibration=calibration, progress=False)
-            except Exception as exc:  # one failing target must not hide the others
-                rows.append(BenchmarkRow(target, precision, None, None, None, None, None, None, f"export failed: {exc}"[:200]))
-                continue
-            size = artifact.size_bytes() / 1e6
-            if not runtime_class(target).is_available():
-                rows.append(BenchmarkRow(target, precision, size, None, None, None, None, None, "exported; runtime not available here"))
-                continue
-            run = runtime_for(artifact).run
-            scores = _scores(run, batch)
-            auc = roc_auc(labels, scores) if labels is not None else None
-            rows.append(BenchmarkRow(
-                target, precision, round(size, 2), _latency_ms(run, batch[:1], repeats),
-                float(np.corrcoef(reference, scores)[0, 1]), float(np.mean((reference >= 0.5) != (scores >= 0.5))),
-                auc, (auc - auc_ref) if auc is not None and auc_ref is not None else None, "ok"))
+        candidates = _export_all(spec, target, precisions, calibration)
+        rows += _measure_target(target, candidates, batch, labels, reference, auc_ref, repeats)
+    return rows
+
+
+def _export_all(spec, target: str, precisions: list[str], calibration) -> list[_Candidate]:
+    from .api import ensure_artifact
+    from .runtimes.base import runtime_class, runtime_for
+    from .targets import get_target
+    from .zoo import with_precision
+
+    candidates = []
+    for precision in (p for p in precisions if p in get_target(target).precisions):
+        candidate = _Candidate(precision)
+        try:
+            artifact = ensure_artifact(with_precision(spec, precision), target, calibration=calibration, progress=False)
+        except Exception as exc:  # one failing target must not hide the others
+            candidate.status = f"export failed: {exc}"[:200]
+        else:
+            candidate.size_mb = round(artifact.size_bytes() / 1e6, 2)
+            if runtime_class(target).is_available():
+                candidate.run = runtime_for(artifact).run
+            else:
+                candidate.status = "exported; runtime not available here"
+        candidates.append(candidate)
+    return candidates
+
+
+def _measure_target(target: str, candidates: list[_Candidate], batch: np.ndarray, labels, reference: np.ndarray,
+                    auc_ref: float | None, repeats: int) -> list[BenchmarkRow]:
+    """Parity per candidate, then one interleaved timing of all runnable ones (FP32 first)."""
+    from .metrics import roc_auc
+
+    runnable = sorted((c for c in candidates if c.run), key=lambda c: c.precision != "fp32")
+    timings = dict(zip((c.precision for c in runnable),
+                       interleaved_latency([c.run for c in runnable], batch[:1], repeats) if runnable else []))
+    has_fp32 = bool(runnable) and runnable[0].precision == "fp32"
+    rows = []
+    for c in candidates:
+        if c.run is None:
+            rows.append(BenchmarkRow(target, c.precision, c.size_mb, None, None, None, None, None, c.status))
+            continue
+        scores = _scores(c.run, batch)
+        auc = roc_auc(labels, scores) if labels is not None else None
+        timing = timings[c.precision]
+        rows.append(BenchmarkRow(
+            target, c.precision, c.size_mb, timing.latency_ms,
+            float(np.corrcoef(reference, scores)[0, 1]), float(np.mean((reference >= 0.5) != (scores >= 0.5))),
+            auc, (auc - auc_ref) if auc is not None and auc_ref is not None else None, "ok",
+            timing.ratio_to_first if has_fp32 else None))
     return rows
 
 
@@ -92,10 +152,11 @@ def format_rows(rows: list[BenchmarkRow]) -> str:
     def f(v, spec):
         return "-" if v is None else format(v, spec)
 
-    lines = [f"{'target':<11}{'prec':<6}{'MB':>8}{'ms':>9}{'pearson':>9}{'flips':>8}{'AUC':>8}{'dAUC':>9}  status"]
+    lines = [f"{'target':<11}{'prec':<6}{'MB':>8}{'ms':>9}{'x fp32':>8}{'pearson':>9}{'flips':>8}{'AUC':>8}{'dAUC':>9}  status"]
     for r in rows:
         lines.append(f"{r.target:<11}{r.precision:<6}{f(r.size_mb, '.1f'):>8}{f(r.latency_ms, '.1f'):>9}"
-                     f"{f(r.pearson, '.4f'):>9}{f(r.flip_rate, '.3f'):>8}{f(r.auc, '.4f'):>8}{f(r.auc_delta, '+.4f'):>9}  {r.status}")
+                     f"{f(r.ratio_to_fp32, '.2f'):>8}{f(r.pearson, '.4f'):>9}{f(r.flip_rate, '.3f'):>8}"
+                     f"{f(r.auc, '.4f'):>8}{f(r.auc_delta, '+.4f'):>9}  {r.status}")
     return "\n".join(lines)
 
 
@@ -104,10 +165,11 @@ def plot(rows: list[BenchmarkRow], path: Path) -> None:
     from PIL import Image, ImageDraw
 
     data = [(f"{r.target}/{r.precision}", r.latency_ms) for r in rows if r.latency_ms]
+    ratios = {f"{r.target}/{r.precision}": r.ratio_to_fp32 for r in rows}
     width, bar_h, left = 640, 22, 150
     img = Image.new("RGB", (width, 40 + bar_h * len(data)), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((10, 8), "batch-1 latency (ms, median; same run)", fill="black")
+    draw.text((10, 8), "batch-1 latency (ms, median; precisions of a target timed interleaved)", fill="black")
     top = max(v for _, v in data) if data else 1
     for i, (name, value) in enumerate(data):
         y = 32 + i * bar_h
@@ -115,4 +177,6 @@ def plot(rows: list[BenchmarkRow], path: Path) -> None:
         draw.rectangle([left, y + 3, left + (width - left - 70) * value / top, y + bar_h - 3],
                        fill="#4c72b0" if name.endswith("int8") else "#999999")
         draw.text((width - 65, y + 4), f"{value:.1f}", fill="black")
+        if ratios.get(name) is not None and not name.endswith("fp32"):
+            draw.text((left + 4, y + 4), f"{ratios[name]:.2f}x fp32", fill="white")
     img.save(path)
