@@ -44,6 +44,20 @@ class ExportResult:
 class Converter(Protocol):
     def export(self, request: ExportRequest) -> ExportResult: ...
 
+    # Optional, for mixed precision: per-layer SQNR (dB, lower = more damaged), keyed by the
+    # names the converter accepts in ``Int8Config.float_layers``.
+    def layer_sensitivity(self, artifact_dir: Path, calibration: np.ndarray, model: nn.Module,
+                          config: Any) -> dict[str, float]: ...
+
+
+def module_layer_sensitivity(artifact_dir: Path, calibration: np.ndarray, model: nn.Module,
+                             config: Any) -> dict[str, float]:
+    """``layer_sensitivity`` of the converters whose ``float_layers`` are PyTorch module names:
+    INT8 simulated per Linear on the (smoothed) float model; the artifact itself is not needed."""
+    from ..quantization.sensitivity import linear_sensitivity
+
+    return linear_sensitivity(model, calibration, config)
+
 
 class LogitsAndFeatures(nn.Module):
     """Export wrapper: ``pixels -> (logits, unit-norm CLS feature)``.

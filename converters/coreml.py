@@ -17,9 +17,19 @@ import importlib.metadata
 import numpy as np
 import torch
 
-from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+from .base import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    ExportRequest,
+    ExportResult,
+    LogitsAndFeatures,
+    example_input,
+    module_layer_sensitivity,
+    quiet_tools,
+)
 
 MODEL_FILE = "model.mlpackage"
+layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
@@ -63,10 +73,11 @@ def _quantize_w8a8(request: ExportRequest):
 
     per_channel = request.quantization.per_channel
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
-    quantized = quantize_backbone(request.model, quantizer, request.calibration,
+    float_layers = request.quantization.float_layers
+    quantized = quantize_backbone(request.model, quantizer, request.calibration, float_layers=float_layers,
                                    keep_embeddings_float=request.quantization.keep_first_layer_float)
     return quantized, {"engine": "pt2e", "quantizer": "XNNPACKQuantizer (symmetric)", "scheme": "W8A8",
-                       "per_channel": per_channel, "float": ["l2norm", "head"],
+                       "per_channel": per_channel, "float": [*float_layers, "l2norm", "head"],
                        "simulated": simulate(request.model, quantized, request.calibration)}
 
 

@@ -13,7 +13,9 @@ import importlib.metadata
 
 import torch
 
-from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, module_layer_sensitivity, quiet_tools
+
+layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
@@ -45,11 +47,12 @@ def _quantize(model, request: ExportRequest):
     cfg = request.quantization
     scheme = get_symmetric_quantization_config(is_per_channel=cfg.per_channel, is_dynamic=cfg.activations == "dynamic")
     quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, scheme)
-    if cfg.float_layers:  # PT2E module filters do not match names inside an exported graph
-        raise ValueError(f"the {__name__.rsplit('.', 1)[-1]} target cannot keep named layers float (float_layers)")
-    return quantize_backbone(model, quantizer, request.calibration, keep_embeddings_float=cfg.keep_first_layer_float), {
+    quantized = quantize_backbone(model, quantizer, request.calibration, keep_embeddings_float=cfg.keep_first_layer_float,
+                                  float_layers=cfg.float_layers)
+    return quantized, {
         "engine": "pt2e", "quantizer": "XNNPACKQuantizer", "per_channel": cfg.per_channel,
-        "activations": cfg.activations, "quantized": ["Linear"], "float": ["patch_embeddings", "l2norm", "head"]}
+        "activations": cfg.activations, "quantized": ["Linear"],
+        "float": ["patch_embeddings", *cfg.float_layers, "l2norm", "head"]}
 
 
 def _tool_versions() -> dict[str, str]:

@@ -170,7 +170,7 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def layer_sensitivity(artifact_dir: Path, calibration: np.ndarray) -> dict[str, float]:
+def layer_sensitivity(artifact_dir: Path, calibration: np.ndarray, model=None, config=None) -> dict[str, float]:
     """SQNR (dB) of each quantized layer's input activation after QDQ: lower = more damage.
 
     Uses ONNX Runtime's QDQ debugging helpers on the artifact's own INT8 graph; the result is

@@ -16,7 +16,18 @@ import re
 import numpy as np
 import torch
 
-from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+from .base import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    ExportRequest,
+    ExportResult,
+    LogitsAndFeatures,
+    example_input,
+    module_layer_sensitivity,
+    quiet_tools,
+)
+
+layer_sensitivity = module_layer_sensitivity  # float_layers are module names, matched in node names
 
 TAIL_PATTERN = r".*model\.head.*"
 ATTENTION_PRODUCTS_PATTERN = r".*aten::bmm.*"  # Q.K^T and softmax.V (sdk/models/vit.py uses bmm)
@@ -67,11 +78,13 @@ def _quantize(model, calibration: np.ndarray, cfg):
             model,
             dataset,
             model_type=nncf.ModelType.TRANSFORMER,
+            preset=nncf.QuantizationPreset.PERFORMANCE if cfg.activation_symmetric else nncf.QuantizationPreset.MIXED,
             subset_size=len(calibration),
             ignored_scope=ignored,
             advanced_parameters=advanced,
         )
-    return quantized, {"engine": "nncf", "preset": "transformer", "ignored_scope": ignored.patterns,
+    return quantized, {"engine": "nncf", "model_type": "transformer",
+                       "activations": "symmetric" if cfg.activation_symmetric else "asymmetric", "ignored_scope": ignored.patterns,
                        "overflow_fix": advanced.overflow_fix.value, "nncf_smoothquant": False}
 
 

@@ -12,7 +12,9 @@ import importlib.metadata
 
 import torch
 
-from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, module_layer_sensitivity, quiet_tools
+
+layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
@@ -40,12 +42,10 @@ def _quantize(request: ExportRequest):
     dynamic = cfg.activations == "dynamic"
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=cfg.per_channel,
                                                                             is_dynamic=dynamic))
-    if cfg.float_layers:  # PT2E module filters do not match names inside an exported graph
-        raise ValueError(f"the {__name__.rsplit('.', 1)[-1]} target cannot keep named layers float (float_layers)")
     model = quantize_backbone(request.model, quantizer, request.calibration, fold_quantize=False,
-                               keep_embeddings_float=cfg.keep_first_layer_float)
+                               keep_embeddings_float=cfg.keep_first_layer_float, float_layers=cfg.float_layers)
     details = {"engine": "pt2e", "quantizer": "litert PT2EQuantizer", "per_channel": cfg.per_channel,
-               "activations": cfg.activations, "float": ["l2norm", "head"]}
+               "activations": cfg.activations, "float": [*cfg.float_layers, "l2norm", "head"]}
     return model, QuantConfig(pt2e_quantizer=quantizer), details
 
 

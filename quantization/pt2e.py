@@ -26,7 +26,8 @@ class _QuantizedBackbone(nn.Module):
 
 
 def quantize_backbone(model: nn.Module, quantizer, calibration: np.ndarray, batch: int = 1,
-                      fold_quantize: bool = True, keep_embeddings_float: bool = False) -> nn.Module:
+                      fold_quantize: bool = True, keep_embeddings_float: bool = False,
+                      float_layers: tuple[str, ...] = ()) -> nn.Module:
     """Copy of ``model`` whose backbone is PT2E-quantized with ``quantizer`` on ``calibration``.
 
     ``calibration`` is preprocessed float32 ``(N, 3, H, W)``; the graph is exported for a fixed
@@ -34,8 +35,10 @@ def quantize_backbone(model: nn.Module, quantizer, calibration: np.ndarray, batc
     as float constants behind Q/DQ pairs, which LiteRT's converter requires.
     ``keep_embeddings_float``: quantize only the transformer blocks (``backbone.encoder``), so the
     patch embedding stays float: its error is added to every token and carried through every
-    block (TFLite on gend, 618 crops: logit RMSE 0.064 -> 0.056, flips 7 -> 6). The quantizers' module
-    filters do not see module names inside an exported graph, so we export the blocks alone.
+    block (TFLite on gend, 618 crops: logit RMSE 0.064 -> 0.056, flips 7 -> 6). Exporting the
+    blocks alone leaves the embeddings out for every quantizer, with or without name filters.
+    ``float_layers``: module names in ``model`` (``backbone.encoder.layer.3.mlp.fc2``) left
+    unquantized, whatever the quantizer would have done (mixed precision; see ``KeepLayersFloat``).
     """
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -53,6 +56,9 @@ def quantize_backbone(model: nn.Module, quantizer, calibration: np.ndarray, batc
                 inputs = backbone.pre_layernorm(inputs)
     target = backbone.encoder if blocks_only else backbone
     graph = torch.export.export(target, (inputs[:batch],)).module()
+    if float_layers:
+        prefix = "backbone.encoder." if blocks_only else "backbone."
+        quantizer = KeepLayersFloat(quantizer, _relative_names(float_layers, prefix))
     prepared = prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for i in range(0, len(inputs) - batch + 1, batch):
@@ -74,3 +80,53 @@ class _Converted(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph(x)
+
+
+def _relative_names(layers: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    """``backbone.encoder.layer.0.mlp.fc1`` -> ``layer.0.mlp.fc1``: the names the exported graph knows."""
+    outside = [name for name in layers if not name.startswith(prefix)]
+    if outside:
+        raise ValueError(f"float_layers {outside} are not inside the quantized part ({prefix.rstrip('.')})")
+    return tuple(name[len(prefix):] for name in layers)
+
+
+def _owning_module(node) -> str | None:
+    """Name of the innermost module a node of an exported graph was traced in."""
+    stack = node.meta.get("nn_module_stack")
+    return next(reversed(stack.values()))[0] if stack else None
+
+
+class KeepLayersFloat:
+    """Wraps any PT2E quantizer and strips its annotations from the nodes of named modules.
+
+    Names in an exported graph are relative to the exported submodule (``layer.3.mlp.fc2``), so
+    the quantizers' own name filters, given the model's names, silently match nothing, and
+    LiteRT's global config has no filter at all. Stripping after annotation works the same for
+    the XNNPACK, LiteRT and Core ML recipes, and ``annotate`` fails loudly when a name matches
+    no quantized node, so a misspelt layer cannot pass for float.
+    """
+
+    def __init__(self, quantizer, module_names: tuple[str, ...]):
+        self.quantizer = quantizer
+        self.module_names = frozenset(module_names)
+
+    def transform_for_annotation(self, model):
+        return self.quantizer.transform_for_annotation(model)
+
+    def annotate(self, model):
+        model = self.quantizer.annotate(model) or model
+        stripped = set()
+        for node in model.graph.nodes:
+            owner = _owning_module(node)
+            if owner in self.module_names and node.meta.pop("quantization_annotation", None) is not None:
+                stripped.add(owner)
+        missing = self.module_names - stripped
+        if missing:
+            raise ValueError(f"float_layers {sorted(missing)} match no quantized node of the exported graph")
+        return model
+
+    def validate(self, model) -> None:
+        self.quantizer.validate(model)
+
+    def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq) -> None:
+        self.quantizer.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)

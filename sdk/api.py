@@ -61,6 +61,7 @@ def _from_artifact(artifact: Artifact, spec: ModelSpec | None = None) -> Detecto
 
 
 VERIFY_SIZE = 128  # crops an INT8 build must match the reference on (mixed precision if not)
+MIXED_PRECISION_STEPS = 3  # re-exports with 2, 4, 8 of the most sensitive layers kept float
 
 
 def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bool = True) -> Artifact:
@@ -88,6 +89,6 @@ def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bo
         verify = (calibration_set(calibration, VERIFY_SIZE, spec.preprocessing, offset=recipe.calibration_size).crops
                   if calib else None)
         artifact = export(reference, target, spec.precision, calibration=calib.crops if calib else None,
-                          out=out, spec=spec, verify_on=verify)
+                          out=out, spec=spec, verify_on=verify, mixed_precision_steps=MIXED_PRECISION_STEPS)
         bar.update(1)
     return artifact

@@ -36,7 +36,7 @@ def export(
     ``verify_on``: aligned uint8 crops on which an INT8 export is compared with the float
     reference (``gate``, default ``ParityGate()``); the result is stored in the manifest. With
     ``mixed_precision_steps`` > 0, a failing export is redone with its most sensitive layers kept
-    float, up to that many times (targets whose converter ranks layers; quantization.sensitivity).
+    float, up to that many times (every target; the ranking is the converter's ``layer_sensitivity``).
     """
     from deepfake_sdk.quantization import config_for
     from deepfake_sdk.quantization.calibration import calibration_set
@@ -119,7 +119,8 @@ class _Job:
         def sensitivity(artifact: Artifact) -> dict[str, float]:
             if not hasattr(converter, "layer_sensitivity"):
                 return {}
-            return converter.layer_sensitivity(artifact.path, to_batch(self.calib.crops[:16], self.spec.preprocessing))
+            crops = to_batch(self.calib.crops[:16], self.spec.preprocessing)
+            return converter.layer_sensitivity(artifact.path, crops, self.model, recipe)
 
         try:
             best, report = search_float_layers(export_with, score, sensitivity, reference, None, gate, steps)

@@ -43,3 +43,163 @@ def test_check_and_sqnr():
     assert not flipped.passed and flipped.flip_rate > 0.9
     assert sqnr_db(np.ones(4), np.ones(4)) == float("inf")
     assert abs(sqnr_db(np.ones(100), np.ones(100) * 1.1) - 20.0) < 1e-6
+
+
+def _flipped(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """128 scores and a copy with the ``k`` nearest to 0.5 mirrored across it (Pearson stays ~1)."""
+    ref = np.linspace(0.02, 0.98, 128)
+    cand = ref.copy()
+    near = np.argsort(np.abs(ref - 0.5))[:k]
+    cand[near] = 1.0 - ref[near]
+    return ref, cand
+
+
+def test_build_gate_fails_flips_only_when_the_data_show_them_above_the_limit():
+    assert check(*_flipped(3), None, ParityGate()).passed  # 2.3% observed, lower bound 0.94%
+    assert not check(*_flipped(4), None, ParityGate()).passed  # lower bound 1.4%
+    assert not check(*_flipped(2), None, ParityGate(flip_confidence=None)).passed  # raw 1.6% > 1%
+    assert check(*_flipped(1), None, ParityGate(flip_confidence=None)).passed
+
+
+# --- mixed precision on the PT2E targets: module names, a shared sensitivity ranking ---
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+FC = "backbone.encoder.layer.1.mlp.fc1"
+
+
+@pytest.fixture
+def smoothed_tiny(tiny_gend):
+    from deepfake_sdk.converters.base import deployable
+
+    return deployable(tiny_gend, 56).eval()
+
+
+@pytest.fixture
+def calib():
+    return np.random.default_rng(0).normal(0, 1, (6, 3, 56, 56)).astype(np.float32)
+
+
+def _quantized_linears(model) -> dict[str, bool]:
+    """For every linear of the converted graph: owner module -> are its weights dequantized?"""
+    from deepfake_sdk.quantization.pt2e import _owning_module
+
+    graph = model.backbone.encoder.graph
+    out = {}
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and "linear" in str(node.target):
+            weight = node.args[1]
+            out[_owning_module(node)] = "dequantize" in str(getattr(weight, "target", ""))
+    return out
+
+
+def _quantizers():
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config as xnn
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
+    from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config as lrt
+
+    return {"executorch dynamic": XNNPACKQuantizer().set_module_type(torch.nn.Linear, xnn(is_per_channel=True, is_dynamic=True)),
+            "coreml static": XNNPACKQuantizer().set_global(xnn(is_per_channel=True)),
+            "tflite dynamic": PT2EQuantizer().set_global(lrt(is_per_channel=True, is_dynamic=True))}
+
+
+@pytest.mark.parametrize("scheme", ["executorch dynamic", "coreml static", "tflite dynamic"])
+def test_pt2e_keeps_named_layers_float(scheme, smoothed_tiny, calib):
+    pytest.importorskip("executorch")
+    pytest.importorskip("litert_torch")
+    from deepfake_sdk.quantization.pt2e import quantize_backbone
+
+    quantizer = _quantizers()[scheme]
+    plain = _quantized_linears(quantize_backbone(smoothed_tiny, quantizer, calib, keep_embeddings_float=True))
+    assert plain and all(plain.values()), "without float_layers every linear is quantized"
+    mixed = _quantized_linears(quantize_backbone(smoothed_tiny, _quantizers()[scheme], calib,
+                                                 keep_embeddings_float=True, float_layers=(FC,)))
+    assert mixed["layer.1.mlp.fc1"] is False
+    assert sum(mixed.values()) == len(plain) - 1
+
+
+def test_pt2e_float_layers_fail_loudly_on_unknown_names(smoothed_tiny, calib):
+    pytest.importorskip("executorch")
+    from deepfake_sdk.quantization.pt2e import quantize_backbone
+
+    with pytest.raises(ValueError, match="match no quantized node"):
+        quantize_backbone(smoothed_tiny, _quantizers()["executorch dynamic"], calib, keep_embeddings_float=True,
+                          float_layers=("backbone.encoder.layer.7.mlp.fc1",))
+    with pytest.raises(ValueError, match="not inside the quantized part"):
+        quantize_backbone(smoothed_tiny, _quantizers()["executorch dynamic"], calib, keep_embeddings_float=True,
+                          float_layers=("head.fc",))
+
+
+@pytest.mark.parametrize("activations", ["dynamic", "static"])
+def test_linear_sensitivity_ranks_a_damaged_layer_first(activations, smoothed_tiny, calib):
+    from deepfake_sdk.quantization.config import Int8Config
+    from deepfake_sdk.quantization.sensitivity import linear_sensitivity
+
+    cfg = Int8Config(activations=activations)
+    before = linear_sensitivity(smoothed_tiny, calib, cfg)
+    assert len(before) == 2 * 6 and all(np.isfinite(v) and v > 10 for v in before.values())
+    with torch.no_grad():  # an outlier input channel that fc1 ignores: INT8 steps for the others coarsen
+        smoothed_tiny.get_submodule("backbone.encoder.layer.1.norm2").weight[0] = 200.0
+        smoothed_tiny.get_submodule(FC).weight[:, 0] = 0.0
+    after = linear_sensitivity(smoothed_tiny, calib, cfg)
+    assert min(after, key=after.get) == FC
+    assert after[FC] < before[FC] - 10
+
+
+def test_export_keeps_the_most_sensitive_layers_float_and_records_them(tiny_gend, astronaut_crop, tmp_path):
+    """An unreachable gate drives the loop on ExecuTorch: all INT8, then the 2 worst layers float."""
+    pytest.importorskip("executorch")
+    from dataclasses import replace
+
+    from conftest import augmented_crops
+    from deepfake_sdk.export import export
+    from deepfake_sdk.zoo import Preprocessing, get_spec
+
+    spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
+    crops = augmented_crops(astronaut_crop, 56, 8)
+    art = export(tiny_gend, "executorch", "int8", calibration=crops, out=tmp_path / "a", spec=spec,
+                 verify_on=crops, gate=ParityGate(min_pearson=1.01), mixed_precision_steps=1)
+    report = art.manifest["mixed_precision"]
+    assert [s["float_layers"] for s in report["steps"]] == [0, 2] and not report["passed"]
+    assert len(report["float_layers"]) == 2 and all(n.startswith("backbone.encoder.layer.") for n in report["float_layers"])
+    assert art.manifest["recipe"]["float_layers"] == report["float_layers"]
+    assert art.manifest["quantization"]["float"][1:3] == report["float_layers"]
+    assert not list(tmp_path.glob(".a.mp-*")), "candidate folders are cleaned up"
+
+
+def _fake_quantized_inputs(xml_path, layer: str) -> int:
+    """FakeQuantize ops feeding the MatMul of ``layer`` in an OpenVINO IR."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml_path))
+    count = 0
+    for op in model.get_ops():
+        if op.get_type_name() == "MatMul" and f"{layer}/" in op.get_friendly_name():
+            for value in op.input_values():
+                node = value.get_node()
+                while node.get_type_name() in ("Convert", "Multiply", "Subtract", "Transpose", "Reshape"):
+                    node = node.input_value(0).get_node()  # walk back through weight decompression
+                count += node.get_type_name() == "FakeQuantize"
+    return count
+
+
+def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
+    pytest.importorskip("nncf")
+    from dataclasses import replace
+
+    from conftest import augmented_crops
+    from deepfake_sdk.export import export
+    from deepfake_sdk.quantization.config import Int8Config
+    from deepfake_sdk.zoo import Preprocessing, get_spec
+
+    spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
+    crops = augmented_crops(astronaut_crop, 56, 4)
+    plain = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "plain", spec=spec)
+    mixed = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
+                   quantization=Int8Config(float_layers=(FC,)))
+    assert _fake_quantized_inputs(plain.model_file, FC) > 0
+    assert _fake_quantized_inputs(mixed.model_file, FC) == 0
+    assert _fake_quantized_inputs(mixed.model_file, FC.replace("fc1", "fc2")) > 0
+    assert mixed.manifest["recipe"]["float_layers"] == [FC]
