@@ -17,16 +17,8 @@ import importlib.metadata
 import numpy as np
 import torch
 
-from .base import (
-    INPUT_NAME,
-    OUTPUT_NAMES,
-    ExportRequest,
-    ExportResult,
-    LogitsAndFeatures,
-    example_input,
-    module_layer_sensitivity,
-    quiet_tools,
-)
+from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
+from .base import module_layer_sensitivity
 
 MODEL_FILE = "model.mlpackage"
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
