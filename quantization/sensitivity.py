@@ -3,9 +3,10 @@
 Target-agnostic loop; each converter supplies ``layer_sensitivity(artifact_dir, crops, model,
 config)`` (per-layer SQNR in dB against float: lower is worse). ONNX measures its own QDQ graph;
 the targets that name layers by PyTorch module (ExecuTorch, TFLite, Core ML, OpenVINO) share
-``linear_sensitivity``, which simulates INT8 on each Linear of the float model. Steps: quantize everything;
-if the parity gate fails, rank layers once and re-export with the worst 2, 4, 8, ... kept float
-until the gate passes or the step budget runs out. The manifest lists what stayed float.
+``linear_sensitivity``, which simulates INT8 on each Linear of the float model. Steps: quantize
+everything; if the parity gate fails, rank layers once and re-export with the worst 2, 4, 8, ...
+kept float until the gate passes or the step budget runs out. The manifest lists what stayed
+float.
 """
 from __future__ import annotations
 
