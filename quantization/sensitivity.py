@@ -166,14 +166,15 @@ def _input_ranges(model, layers, pixels, batch) -> dict[str, tuple[float, float]
 
 
 def _round_range(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    scale = max(hi - lo, 1e-12) / 255.0
-    zero = round(-lo / scale)
-    return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
+    return _round_u8(x, torch.tensor(lo), torch.tensor(hi))
 
 
 def _round_per_token(x: torch.Tensor) -> torch.Tensor:
-    lo = x.amin(-1, keepdim=True).clamp(max=0)
-    hi = x.amax(-1, keepdim=True).clamp(min=0)
+    return _round_u8(x, x.amin(-1, keepdim=True).clamp(max=0), x.amax(-1, keepdim=True).clamp(min=0))
+
+
+def _round_u8(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Asymmetric 8-bit fake quantization of ``x`` over ``[lo, hi]`` (which contain 0)."""
     scale = (hi - lo).clamp(min=1e-12) / 255.0
     zero = torch.round(-lo / scale)
     return (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale

@@ -9,7 +9,6 @@ and 1.07 on the same artifacts. Absolute times depend on the machine.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from deepfake_sdk.quantization.sensitivity import ParityGate, check, search_float_layers, sqnr_db
 
@@ -62,9 +64,6 @@ def test_build_gate_fails_flips_only_when_the_data_show_them_above_the_limit():
 
 
 # --- mixed precision on the PT2E targets: module names, a shared sensitivity ranking ---
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
 
 FC = "backbone.encoder.layer.1.mlp.fc1"
 
