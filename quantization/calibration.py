@@ -1,37 +1,73 @@
-"""Calibration sets: real face crops that set INT8 activation ranges.
+"""Calibration and gate sets: the face crops an INT8 build learns from and is checked on.
 
-Random tensors give ranges no face produces, and parity measured on them hides real drift,
-so calibration always uses aligned face crops, preprocessed exactly as at inference:
+Random tensors give ranges no face produces, and parity measured on them hides real drift, so
+both sets are aligned face crops, preprocessed exactly as at inference, and **never share a
+source**: parity on faces from the calibration's own sources overstates it (issue 9).
 
-* a labelled data folder (``manifest.csv``, e.g. ``../shared/data``) given as ``calibration=``
-  or through ``$DEEPFAKE_SDK_DATA``: crops spread evenly over its sources, reals and fakes;
-* otherwise the packaged public-domain face (NASA's astronaut photo) under deterministic
-  augmentations (flip, colour, scale, blur and self-blending), so a fresh install can still
-  build an artifact offline. The manifest records which one was used, with its hash.
+* ``calibration=None`` (the default, the same on every machine whatever data it has): SmoothQuant
+  uses the maxima recorded from real faces and shipped with the weights
+  (``quantization.profile``); the gate faces are deterministic augmentations of the packaged
+  public-domain photo (NASA's astronaut), whose source the recording left out. Forward passes
+  that need input (PT2E tracing; Core ML's simulated static ranges) use more augmentations of
+  the same photo, with other seeds.
+* ``calibration=<data folder>`` (``manifest.csv``): its sources are split, by a hash of their
+  names, into gate sources and calibration sources; with a single source, by ``group=`` in the
+  notes, else by image.
+* ``calibration=<array>`` of crops: the first ``size`` calibrate, the next ones gate.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-DATA_ENV = "DEEPFAKE_SDK_DATA"
+DATA_ENV = "DEEPFAKE_SDK_DATA"  # where tests and benchmarks find real faces; not a build input
 
 
 @dataclass(frozen=True)
 class CalibrationSet:
     crops: np.ndarray  # (N, H, W, 3) uint8, aligned and JPEG re-encoded like inference
     source: str  # where the crops came from, for the manifest
+    sources: tuple[str, ...] = ()  # the data sources (datasets, photos) the crops belong to
+    smooth_maxima: dict | None = field(default=None, repr=False)  # recorded SmoothQuant maxima
+    profile: dict | None = None  # description of the recorded profile, when one is used
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(np.ascontiguousarray(self.crops).tobytes()).hexdigest()
+        digest = hashlib.sha256(np.ascontiguousarray(self.crops).tobytes())
+        if self.profile:
+            digest.update(repr(sorted(self.profile.items())).encode())
+        return digest.hexdigest()
 
     def describe(self) -> dict:
-        return {"source": self.source, "size": int(len(self.crops)), "sha256": self.sha256}
+        out = {"source": self.source, "size": int(len(self.crops)), "sha256": self.sha256,
+               "sources": list(self.sources)}
+        if self.profile:
+            out["smoothquant_maxima"] = self.profile
+        return out
+
+
+@dataclass(frozen=True)
+class BuildSets:
+    """What an INT8 build calibrates on and what its build gate checks it on."""
+
+    calibration: CalibrationSet
+    gate: CalibrationSet
+
+    def shared_sources(self) -> list[str]:
+        """Sources both sets draw on: empty whenever a recorded profile or a data folder is used;
+        a model shipped without a profile (tests' tiny models) calibrates on its gate photo."""
+        return sorted(set(self.gate.sources) & set(self.calibration_sources()))
+
+    def describe_gate(self) -> dict:
+        return {**self.gate.describe(), "shared_sources_with_calibration": self.shared_sources()}
+
+    def calibration_sources(self) -> tuple[str, ...]:
+        recorded = tuple(self.calibration.profile["sources"]) if self.calibration.profile else ()
+        return recorded if self.calibration.smooth_maxima is not None else self.calibration.sources
 
 
 def default_data_dir() -> Path | None:
@@ -41,40 +77,92 @@ def default_data_dir() -> Path | None:
     return None
 
 
-def calibration_set(source: str | Path | np.ndarray | None, size: int, preprocessing,
-                    offset: int = 0) -> CalibrationSet:
-    """Resolve ``calibration=``: a crops array, a data folder, or None (env var, then packaged).
-
-    ``offset`` skips that many crops of the same stream, so a verification set drawn with
-    ``offset=calibration_size`` never overlaps the calibration set.
-    """
+def build_sets(source, calibration_size: int, gate_size: int, preprocessing, weights: str | None = None) -> BuildSets:
+    """Resolve ``calibration=`` into disjoint calibration and gate sets (see the module doc)."""
     if isinstance(source, np.ndarray):
-        return CalibrationSet(source[offset : offset + size], "array")
-    folder = Path(source) if source is not None else default_data_dir()
-    if folder is not None:
-        return from_data_dir(folder, size, preprocessing, offset)
-    return packaged(size, preprocessing, seed=1234 + offset)
+        return BuildSets(CalibrationSet(source[:calibration_size], "array", ("array:calibration",)),
+                         CalibrationSet(source[calibration_size : calibration_size + gate_size], "array",
+                                        ("array:gate",)))
+    if source is not None:
+        return from_data_dir(Path(source), calibration_size, gate_size, preprocessing)
+    return packaged_sets(calibration_size, gate_size, preprocessing, weights)
 
 
-def from_data_dir(folder: Path, size: int, preprocessing, offset: int = 0) -> CalibrationSet:
+def calibration_set(source, size: int, preprocessing, weights: str | None = None) -> CalibrationSet:
+    """The calibration half of :func:`build_sets` (``export`` without a build gate)."""
+    return build_sets(source, size, 0, preprocessing, weights).calibration
+
+
+def packaged_sets(calibration_size: int, gate_size: int, preprocessing, weights: str | None) -> BuildSets:
+    from .profile import PACKAGED_PHOTO_SOURCES, load_profile
+
+    profile = load_profile(weights)
+    photo = ("packaged:astronaut",)
+    calib = packaged(calibration_size, preprocessing, seed=1234)
+    if profile is not None:
+        calib = CalibrationSet(calib.crops, calib.source + "+recorded-maxima", photo,
+                               smooth_maxima=profile.maxima, profile=profile.describe())
+    gate = packaged(gate_size, preprocessing, seed=1234 + calibration_size)
+    gate_sources = photo + (PACKAGED_PHOTO_SOURCES if profile is not None else ())
+    return BuildSets(calib, CalibrationSet(gate.crops, gate.source, gate_sources))
+
+
+@dataclass(frozen=True)
+class SpreadCrops:
+    images: np.ndarray
+    samples: list
+    order: list[int]  # indices, round-robin over sources, evenly spaced within each
+    manifest_sha256: str
+
+
+def spread_over_sources(folder: Path, preprocessing, exclude: tuple[str, ...] = (),
+                        include: tuple[str, ...] | None = None) -> SpreadCrops:
     from deepfake_sdk.training.data import build_crops
 
     crops = build_crops(folder, preprocessing.size, preprocessing.margin)
     by_source: dict[str, list[int]] = {}
     for i, s in enumerate(crops.samples):
-        by_source.setdefault(s.source, []).append(i)
-    # Round-robin over sources, evenly spaced within each, so no single source dominates.
+        if s.source not in exclude and (include is None or s.source in include):
+            by_source.setdefault(s.source, []).append(i)
     spaced = [np.array(idx)[np.argsort((np.arange(len(idx)) * 0.618) % 1.0)] for idx in by_source.values()]
-    picked: list[int] = []
-    for rank in range(max(len(s) for s in spaced)):
-        picked += [int(s[rank]) for s in spaced if rank < len(s)]
-    picked = sorted(picked[offset : offset + size])
-    return CalibrationSet(crops.images[picked], f"data:{folder.name}:{crops.manifest_sha256[:16]}:{offset}+{size}")
+    order: list[int] = []
+    for rank in range(max((len(s) for s in spaced), default=0)):
+        order += [int(s[rank]) for s in spaced if rank < len(s)]
+    return SpreadCrops(crops.images, crops.samples, order, crops.manifest_sha256)
+
+
+def split_sources(sources: list[str], gate_share: float = 0.34) -> tuple[set[str], set[str]]:
+    """Deterministic split of source names into (calibration, gate) by a hash of each name."""
+    ranked = sorted(sources, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    n_gate = max(1, round(len(ranked) * gate_share)) if len(ranked) > 1 else 0
+    return set(ranked[n_gate:]), set(ranked[:n_gate])
+
+
+def from_data_dir(folder: Path, calibration_size: int, gate_size: int, preprocessing) -> BuildSets:
+    from deepfake_sdk.training.data import read_manifest
+
+    sources = sorted({s.source for s in read_manifest(folder / "manifest.csv")})
+    calib_sources, gate_sources = split_sources(sources)
+    tag = f"data:{folder.name}"
+    if gate_sources:
+        calib = spread_over_sources(folder, preprocessing, include=tuple(calib_sources))
+        gate = spread_over_sources(folder, preprocessing, include=tuple(gate_sources))
+        c_idx, g_idx = calib.order[:calibration_size], gate.order[:gate_size]
+    else:  # one source: split its images in two halves (said in the manifest)
+        calib = gate = spread_over_sources(folder, preprocessing)
+        half = len(calib.order) // 2
+        c_idx, g_idx = calib.order[:half][:calibration_size], calib.order[half:][:gate_size]
+        calib_sources, gate_sources = {f"{sources[0]}:first-half"}, {f"{sources[0]}:second-half"}
+    digest = calib.manifest_sha256[:16]
+    return BuildSets(
+        CalibrationSet(calib.images[sorted(c_idx)], f"{tag}:{digest}:calibration-sources", tuple(sorted(calib_sources))),
+        CalibrationSet(gate.images[sorted(g_idx)], f"{tag}:{digest}:gate-sources", tuple(sorted(gate_sources))),
+    )
 
 
 def packaged(size: int, preprocessing, seed: int = 1234) -> CalibrationSet:
     crops, _ = packaged_faces(size, preprocessing, seed)
-    return CalibrationSet(crops, f"packaged:astronaut-augmented-v1:seed{seed}")
+    return CalibrationSet(crops, f"packaged:astronaut-augmented-v1:seed{seed}", ("packaged:astronaut",))
 
 
 def packaged_faces(size: int, preprocessing, seed: int = 1234, fake_every: int = 4) -> tuple[np.ndarray, np.ndarray]:

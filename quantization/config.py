@@ -34,6 +34,8 @@ class Int8Config:
     activation_symmetric: bool = False
     calibration_method: str = "minmax"  # "minmax" | "percentile" | "entropy"
     calibration_size: int = 64  # face crops used to measure activation ranges
+    # ONNX dynamic recipe: one weight scale per block of this many input channels (MatMulNBits).
+    block_size: int = 128
     op_types: tuple[str, ...] = ("MatMul", "Gemm", "Conv")
     # Attention's activation x activation products (Q.K^T, softmax.V) carry the outliers
     # that make full-INT8 ViTs collapse; by default only layers with weights are quantized.

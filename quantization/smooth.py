@@ -5,7 +5,9 @@ scale per activation tensor, INT8 then spends its range on those channels and th
 resolution. For every Linear fed by a LayerNorm (q/k/v after ``norm1``, ``fc1`` after
 ``norm2``) we divide the LayerNorm's affine parameters by a per-channel ``s`` and multiply the
 Linear's input columns by ``s``: the float model is unchanged, activations become flatter.
-``s_j = max|X_j|^a / max|W_j|^(1-a)``, with activation maxima measured on calibration crops.
+``s_j = max|X_j|^a / max|W_j|^(1-a)``. The activation maxima ``max|X_j|`` are the only thing
+the recipe learns from faces: :func:`activation_maxima` measures them on calibration crops, and
+a recorded set (``quantization.profile``) lets every machine smooth identically without data.
 """
 from __future__ import annotations
 
@@ -13,27 +15,54 @@ import numpy as np
 import torch
 
 
+def smoothing_pairs(model: torch.nn.Module) -> dict[str, list[str]]:
+    """LayerNorm module name -> the Linear module names it feeds (the pairs SmoothQuant folds)."""
+    pairs = {}
+    for i, block in enumerate(model.backbone.encoder.layer):
+        base = f"backbone.encoder.layer.{i}"
+        pairs[f"{base}.norm1"] = [f"{base}.attention.attention.{p}" for p in ("query", "key", "value")]
+        pairs[f"{base}.norm2"] = [f"{base}.mlp.fc1"]
+    return pairs
+
+
 @torch.no_grad()
-def smooth(model: torch.nn.Module, calibration: np.ndarray, alpha: float = 0.5) -> torch.nn.Module:
-    """Rescale ``model`` in place (returns it); outputs are unchanged up to float rounding."""
-    blocks = list(model.backbone.encoder.layer)
-    maxima: dict[int, torch.Tensor] = {}
+def activation_maxima(model: torch.nn.Module, calibration: np.ndarray, batch: int = 16) -> dict[str, torch.Tensor]:
+    """Per-channel max |output| of every smoothed LayerNorm over ``calibration`` (N, 3, H, W)."""
+    maxima: dict[str, torch.Tensor] = {}
     hooks = []
-    for i, block in enumerate(blocks):
-        for j, norm in ((2 * i, block.norm1), (2 * i + 1, block.norm2)):
-            hooks.append(norm.register_forward_hook(
-                lambda _m, _inp, out, j=j: maxima.__setitem__(
-                    j, torch.maximum(maxima.get(j, torch.zeros(out.shape[-1])), out.abs().amax(dim=(0, 1))))))
+    for name in smoothing_pairs(model):
+        def track(_m, _inp, out, name=name):
+            peak = out.abs().amax(dim=(0, 1))
+            maxima[name] = torch.maximum(maxima[name], peak) if name in maxima else peak
+        hooks.append(model.get_submodule(name).register_forward_hook(track))
     try:
-        for k in range(0, len(calibration), 16):
-            model(torch.from_numpy(calibration[k : k + 16]))
+        for k in range(0, len(calibration), batch):
+            model(torch.from_numpy(np.ascontiguousarray(calibration[k : k + batch], dtype=np.float32)))
     finally:
         for h in hooks:
             h.remove()
-    for i, block in enumerate(blocks):
-        attn = block.attention.attention
-        _fold(block.norm1, [attn.query, attn.key, attn.value], maxima[2 * i], alpha)
-        _fold(block.norm2, [block.mlp.fc1], maxima[2 * i + 1], alpha)
+    return maxima
+
+
+@torch.no_grad()
+def smooth(model: torch.nn.Module, calibration: np.ndarray | None = None, alpha: float = 0.5,
+           maxima: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """Rescale ``model`` in place (returns it); outputs are unchanged up to float rounding.
+
+    ``maxima`` (recorded activation maxima, keyed by LayerNorm name) take precedence over
+    measuring them on ``calibration``.
+    """
+    if maxima is None:
+        if calibration is None:
+            raise ValueError("smooth() needs calibration crops or recorded activation maxima")
+        maxima = activation_maxima(model, calibration)
+    pairs = smoothing_pairs(model)
+    missing = sorted(set(pairs) - set(maxima))
+    if missing:
+        raise ValueError(f"recorded activation maxima lack {missing[:3]}: they belong to another model")
+    for norm_name, linear_names in pairs.items():
+        _fold(model.get_submodule(norm_name), [model.get_submodule(n) for n in linear_names],
+              maxima[norm_name].float(), alpha)
     return model
 
 

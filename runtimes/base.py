@@ -6,6 +6,7 @@ finds it through the target table, so callers never import a runtime module by h
 from __future__ import annotations
 
 import importlib
+import threading
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -20,9 +21,13 @@ class Runtime(ABC):
 
     name: str = ""
     package: str = ""  # the pip package that provides the engine
+    # ONNX Runtime sessions may run from many threads at once; OpenVINO infer requests,
+    # ExecuTorch methods and TFLite interpreters hold per-call state, so calls are serialised.
+    thread_safe: bool = False
 
     def __init__(self, artifact: Artifact):
         self.artifact = artifact
+        self._lock = threading.Lock()
 
     @classmethod
     @abstractmethod
@@ -38,11 +43,18 @@ class Runtime(ABC):
         """``(N, 3, H, W)`` float32, preprocessed -> ``(N, 2)`` logits and ``(N, D)`` unit-norm
         features (None when the artifact does not expose them)."""
 
+    def safe_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`outputs`, serialised for engines that are not thread-safe."""
+        if self.thread_safe:
+            return self.outputs(batch)
+        with self._lock:
+            return self.outputs(batch)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.outputs(batch)[0]
+        return self.safe_outputs(batch)[0]
 
     def features(self, batch: np.ndarray) -> np.ndarray | None:
-        return self.outputs(batch)[1]
+        return self.safe_outputs(batch)[1]
 
 
 def per_sample(run_one, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -14,6 +14,7 @@ from .base import Runtime
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     package = "onnxruntime"
+    thread_safe = True  # InferenceSession.run is documented as safe to call concurrently
 
     def __init__(self, artifact: Artifact, threads: int | None = None):
         super().__init__(artifact)

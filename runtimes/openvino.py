@@ -21,6 +21,8 @@ class OpenVINORuntime(Runtime):
 
         core = ov.Core()
         config = {"INFERENCE_PRECISION_HINT": "f32"} if artifact.precision == "fp32" else {}
+        # e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE for weight-compressed INT8 (converters/openvino.py)
+        config.update((artifact.manifest.get("quantization") or {}).get("runtime_config", {}))
         try:
             self.compiled = core.compile_model(str(artifact.model_file), "CPU", config)
         except RuntimeError as exc:

@@ -18,9 +18,40 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ArtifactError
+from .jsonio import dumps, plain
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+
+
+LOCK_TIMEOUT_S = 3600.0  # a build of the largest artifact takes minutes; a stuck lock gives up
+
+
+@contextlib.contextmanager
+def build_lock(dest: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold ``.<name>.lock`` beside ``dest`` so one process at a time builds it.
+
+    Inside the lock, temporary siblings left by a killed build (``.<name>.*``) are removed:
+    nobody else can be writing them. The lock file itself is an OS lock (released by the
+    kernel if the holder dies), so a SIGKILLed build never blocks the next one.
+    """
+    from filelock import FileLock, Timeout
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(dest.parent / f".{dest.name}.lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as exc:
+        raise ArtifactError(f"another process has been building {dest} for over {timeout:.0f} s; "
+                            f"if none is, delete {lock.lock_file}") from exc
+    try:
+        for stale in dest.parent.glob(f".{dest.name}.*"):
+            if stale.name != Path(lock.lock_file).name:
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        yield
+    finally:
+        lock.release()
 
 
 def sha256_file(path: Path) -> str:
@@ -128,7 +159,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     # recursive: some formats are folders (Core ML's .mlpackage)
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                    if p.is_file() and p.name != MANIFEST)
-    full = {"format_version": FORMAT_VERSION, **manifest}
+    full = plain({"format_version": FORMAT_VERSION, **manifest})
     full["files"] = {name: sha256_file(folder / name) for name in files}
-    (folder / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+    (folder / MANIFEST).write_text(dumps(full, indent=2, sort_keys=True) + "\n")
     return full

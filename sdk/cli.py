@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import jsonio
 from .errors import DeepfakeSDKError
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -106,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
     sd.add_argument("--count", type=int, default=32, help="faces to write, half of them self-blended fakes")
     sd.set_defaults(func=cmd_sample_data)
 
+    cb = sub.add_parser("calibration", help="record the face statistics an INT8 build needs, to ship with the weights")
+    cb_sub = cb.add_subparsers(title="calibration commands", metavar="ACTION")
+    cr = cb_sub.add_parser("record", help="measure SmoothQuant maxima on a data folder (minus the packaged photo's source)")
+    cr.add_argument("family", help="model family, e.g. gend")
+    cr.add_argument("--data", required=True, help="data folder with manifest.csv")
+    cr.add_argument("--out", help="profile file (default: beside the weights in the package)")
+    cr.set_defaults(func=cmd_calibration_record)
+
     dr = sub.add_parser("doctor", help="this device, its runtimes, and what load() would pick")
     dr.set_defaults(func=cmd_doctor)
 
@@ -138,7 +147,7 @@ def cmd_predict(args) -> int:
             rows.append({"source": image, "error": str(exc), "model": det.spec.name, "runtime": det.runtime})
     if args.json:
         for row in rows:
-            print(json.dumps(row))
+            print(jsonio.dumps(row))
     else:
         print(format_table(rows))
     return EXIT_ERROR if any("error" in r for r in rows) else EXIT_OK
@@ -169,10 +178,10 @@ def cmd_export(args) -> int:
     if args.verify:
         from .api import VERIFY_SIZE
         from .quantization import config_for
-        from .quantization.calibration import calibration_set
+        from .quantization.calibration import build_sets
 
-        offset = config_for("int8").calibration_size
-        verify = calibration_set(Path(args.verify), VERIFY_SIZE, spec.preprocessing, offset=offset).crops
+        size = config_for("int8").calibration_size
+        verify = build_sets(Path(args.verify), size, VERIFY_SIZE, spec.preprocessing).gate  # sources kept out of calibration
     artifact = export(reference, args.target, precision=args.precision, calibration=args.calibration, out=args.out,
                       spec=spec, verify_on=verify, mixed_precision_steps=args.mixed_precision)
     print(f"{artifact.path}  ({artifact.size_bytes() / 1e6:.1f} MB, {artifact.target}, {artifact.precision})")
@@ -205,7 +214,7 @@ def cmd_benchmark(args) -> int:
     rows = benchmark(targets, args.precisions.split(","), images, labels, calibration=Path(args.data))
     print(format_rows(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=1))
+        Path(args.json).write_text(jsonio.dumps([r.to_dict() for r in rows], indent=1))
     return EXIT_OK
 
 
@@ -235,7 +244,7 @@ def cmd_verify(args) -> int:
         paths = write_reports(results, args.report_dir)
         print(f"reports: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=1))
+        print(jsonio.dumps([r.to_dict() for r in results], indent=1))
     else:
         for r in results:
             m = r.metrics
@@ -270,14 +279,27 @@ def cmd_sample_data(args) -> int:
     return EXIT_OK
 
 
+def cmd_calibration_record(args) -> int:
+    from .quantization.profile import record_profile
+    from .zoo import get_spec
+
+    path = record_profile(get_spec(f"{args.family}-fp32"), Path(args.data), out=Path(args.out) if args.out else None)
+    print(f"{path}: SmoothQuant maxima recorded")
+    return EXIT_OK
+
+
 def cmd_doctor(args) -> int:
-    from .device import device_info, preference, select_target
+    from .device import device_info, preference, select_target, speed_order
     from .runtimes.base import runtime_class
     from .targets import TARGETS
 
     info = device_info()
-    print(f"device: {info.system} {info.machine}, CPU {info.cpu_vendor or 'unknown'}, {info.cpus} cores")
-    print(f"target preference here: {' > '.join(preference(info))}")
+    order = speed_order(info)
+    print(f"device: {info.system} {info.machine}, CPU {info.cpu_vendor or 'unknown'} {info.cpu_model}, {info.cpus} cores")
+    print(f"CPU features: {', '.join(info.feature_names()) or 'none of note'} -> class {info.cpu_class}")
+    print(f"INT8 speed order for {info.cpu_class} ({'measured' if order.measured else 'assumed'}): "
+          f"{' > '.join(preference(info))}")
+    print(f"  evidence: {order.evidence}")
     for name, target in TARGETS.items():
         cls = runtime_class(name)
         state = f"available ({cls.package} {cls.version()})" if cls.is_available() else f"missing: pip install 'deepfake-sdk[{target.extra}]'"
@@ -287,7 +309,31 @@ def cmd_doctor(args) -> int:
         print(f"load('gend-int8') would use: {sel.target} ({sel.reason})")
     except DeepfakeSDKError as exc:
         print(f"load('gend-int8') cannot run here: {exc}")
+    _print_cached_builds()
     return EXIT_OK
+
+
+def _print_cached_builds() -> None:
+    """Every artifact in the cache and its build gate: a build that missed it is never silent."""
+    from .api import gate_failure
+    from .artifact import Artifact
+    from .paths import cache_dir
+
+    folders = sorted(p for p in (cache_dir() / "artifacts").glob("*") if (p / "manifest.json").is_file()) \
+        if (cache_dir() / "artifacts").is_dir() else []
+    print(f"cached artifacts ({cache_dir() / 'artifacts'}): {len(folders) or 'none'}")
+    for folder in folders:
+        try:
+            artifact = Artifact.load(folder)
+        except DeepfakeSDKError as exc:
+            print(f"  {folder.name}: DAMAGED ({exc})")
+            continue
+        report = artifact.manifest.get("mixed_precision") or {}
+        failure = gate_failure(artifact)
+        state = f"GATE MISSED: {failure}" if failure else (
+            "gate passed" if report.get("passed") else report.get("skipped", "no build gate"))
+        where = (report.get("checked_on") or {}).get("cpu_class")
+        print(f"  {folder.name}: {state}" + (f" (checked on {where})" if where and not failure else ""))
 
 
 def cmd_models(args) -> int:

@@ -11,6 +11,7 @@ from typing import Iterable, Protocol
 
 import numpy as np
 
+from .errors import NonFiniteOutputError
 from .faces import FacePipeline
 from .imageio import ImageInput, describe, load_image
 from .preprocess import prepare_crop, to_batch
@@ -114,6 +115,12 @@ class Detector:
         out = []
         for i in range(0, len(crops), batch_size):
             logits = np.asarray(self.backend.run(to_batch(crops[i : i + batch_size], self.spec.preprocessing)))
+            if not np.all(np.isfinite(logits)):
+                bad = int(np.sum(~np.all(np.isfinite(logits), axis=1)))
+                raise NonFiniteOutputError(
+                    f"{self.runtime} returned NaN/Inf logits for {bad} of {len(logits)} faces "
+                    f"({self.spec.name}{', ' + str(self.artifact.path) if self.artifact else ''}): the artifact or "
+                    "runtime is broken on this machine; re-export it and run deepfake-sdk verify")
             out.append(_softmax_fake(logits))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 

@@ -1,18 +1,32 @@
 """What this device is, and which target ``load()`` should use on it.
 
-Preference follows what runs best where: Apple -> Core ML; Android / ARM Linux -> ExecuTorch,
-then TFLite; Intel x86 -> OpenVINO; other x86 -> ONNX Runtime. Only targets in the table whose
-runtime imports here are candidates; ``target=`` or ``$DEEPFAKE_SDK_TARGET`` overrides.
+INT8 speed depends less on the vendor than on the integer dot-product instructions the CPU has:
+without VNNI an x86 INT8 GEMM runs at about the FP32 FMA rate (OpenVINO's INT8 was *slower* than
+its FP32 on an AVX2 EPYC), with AVX-512 VNNI or AMX the same artifacts run 2-3x faster, and the
+runtimes reorder. So the preference is a table keyed by **CPU class** (``amx``, ``avx512-vnni``,
+``avx2``, ``neon-dot``, ``neon``, ``apple``), each row an order of targets with the evidence
+behind it: measured by ``benchmarks/targets.py`` on a machine of that class, or assumed (and
+said so). Only targets whose runtime imports here are candidates; ``target=`` or
+``$DEEPFAKE_SDK_TARGET`` overrides. ``deepfake-sdk doctor`` prints all of it.
 """
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from dataclasses import dataclass
 
+from .errors import MissingDependencyError
 from .targets import TARGETS, get_target
 
 TARGET_ENV = "DEEPFAKE_SDK_TARGET"
+
+# /proc/cpuinfo flag (x86 "flags", ARM "Features") -> the name doctor prints.
+FEATURE_FLAGS = {
+    "avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+    "avx512_bf16": "AVX-512 BF16", "amx_tile": "AMX", "amx_int8": "AMX-INT8", "amx_bf16": "AMX-BF16",
+    "asimd": "NEON", "asimddp": "NEON SDOT", "i8mm": "I8MM", "sve": "SVE",
+}
 
 
 @dataclass(frozen=True)
@@ -21,35 +35,108 @@ class DeviceInfo:
     machine: str  # x86_64, arm64, aarch64
     cpu_vendor: str  # GenuineIntel, AuthenticAMD, Apple, ...
     cpus: int
+    features: frozenset[str] = frozenset()  # keys of FEATURE_FLAGS this CPU reports
+    cpu_model: str = ""
 
     @property
     def is_arm(self) -> bool:
         return self.machine.lower() in ("arm64", "aarch64", "armv8l", "armv7l")
 
+    @property
+    def cpu_class(self) -> str:
+        """The row of :data:`SPEED_ORDER` this device falls in."""
+        if self.system in ("Darwin", "iOS"):
+            return "apple"
+        if self.is_arm or self.system == "Android":
+            return "neon-dot" if "asimddp" in self.features else "neon"
+        if "amx_int8" in self.features:
+            return "amx"
+        if self.features & {"avx512_vnni", "avx_vnni"}:
+            return "avx512-vnni"
+        if "avx2" in self.features:
+            return "avx2"
+        return "x86-baseline"
 
-def device_info() -> DeviceInfo:
-    vendor = ""
+    def feature_names(self) -> list[str]:
+        return [FEATURE_FLAGS[f] for f in FEATURE_FLAGS if f in self.features]
+
+    def describe(self) -> dict:
+        """What an artifact's manifest and a verify report record about the checking machine."""
+        return {"system": self.system, "machine": self.machine, "cpu_vendor": self.cpu_vendor,
+                "cpu_model": self.cpu_model, "cpu_class": self.cpu_class, "features": self.feature_names()}
+
+
+def _read_cpuinfo() -> tuple[str, str, frozenset[str]]:
+    vendor, model, flags = "", "", set()
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("vendor_id"):
-                    vendor = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key in ("model name", "Hardware") and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
     except OSError:
-        vendor = "Apple" if platform.system() == "Darwin" and platform.machine() == "arm64" else ""
+        pass
+    return vendor, model, frozenset(flags & FEATURE_FLAGS.keys())
+
+
+def _darwin_cpu() -> tuple[str, str, frozenset[str]]:
+    try:
+        brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        brand = ""
+    arm = platform.machine() == "arm64"
+    return ("Apple" if arm else "GenuineIntel"), brand, frozenset({"asimd", "asimddp"} if arm else set())
+
+
+def device_info() -> DeviceInfo:
+    vendor, model, features = _darwin_cpu() if platform.system() == "Darwin" else _read_cpuinfo()
     system = "Android" if "ANDROID_ROOT" in os.environ else platform.system()
-    return DeviceInfo(system, platform.machine(), vendor, os.cpu_count() or 1)
+    return DeviceInfo(system, platform.machine(), vendor, os.cpu_count() or 1, features, model)
+
+
+@dataclass(frozen=True)
+class SpeedOrder:
+    """Targets fastest first (INT8 gend, batch 1) on one CPU class, and what says so."""
+
+    order: tuple[str, ...]
+    measured: bool
+    evidence: str
+
+
+# Latencies: median ms per face crop, gend-int8 (DINOv2 ViT-S/14, 224 px), 2 cores, each target's
+# FP32/INT8 pair timed interleaved by benchmarks/targets.py (results in docs/targets.md).
+SPEED_ORDER: dict[str, SpeedOrder] = {
+    "amx": SpeedOrder(("openvino", "tflite", "executorch", "onnx", "coreml"), False,
+                      "assumed from INT8/FP32 time ratios reported on an AMX Xeon (issue 9): openvino 0.33, "
+                      "tflite 0.32, executorch 0.53, onnx 0.87; absolute latencies not measured"),
+    "avx512-vnni": SpeedOrder(("tflite", "executorch", "openvino", "onnx", "coreml"), True,
+                              "PLACEHOLDER"),
+    "avx2": SpeedOrder(("tflite", "executorch", "onnx", "openvino", "coreml"), True,
+                       "measured on an AMD EPYC (AVX2, no VNNI), INT8 ms: tflite 65.9, executorch 66.0, "
+                       "onnx 86.4, openvino 86.6 (benchmarks/results/targets.json, session 3)"),
+    "x86-baseline": SpeedOrder(("onnx", "openvino", "executorch", "tflite", "coreml"), False,
+                               "assumed: no AVX2, ONNX Runtime has the widest x86 kernel coverage"),
+    "neon-dot": SpeedOrder(("executorch", "tflite", "onnx", "openvino", "coreml"), False,
+                           "assumed: XNNPACK's SDOT kernels (ExecuTorch, LiteRT) are the mobile INT8 paths"),
+    "neon": SpeedOrder(("executorch", "tflite", "onnx", "openvino", "coreml"), False,
+                       "assumed: XNNPACK is the tuned ARM INT8 path"),
+    "apple": SpeedOrder(("coreml", "executorch", "onnx", "tflite", "openvino"), False,
+                        "assumed: Core ML reaches the Neural Engine; prediction is macOS/iOS only"),
+}
+
+
+def speed_order(info: DeviceInfo) -> SpeedOrder:
+    return SPEED_ORDER[info.cpu_class]
 
 
 def preference(info: DeviceInfo) -> list[str]:
-    if info.system in ("Darwin", "iOS"):
-        order = ["coreml", "executorch", "onnx", "tflite", "openvino"]
-    elif info.system == "Android" or info.is_arm:
-        order = ["executorch", "tflite", "onnx", "openvino", "coreml"]
-    elif info.cpu_vendor == "GenuineIntel":
-        order = ["openvino", "onnx", "executorch", "tflite", "coreml"]
-    else:
-        order = ["onnx", "openvino", "executorch", "tflite", "coreml"]
+    order = speed_order(info).order
     return [t for t in order if t in TARGETS] + [t for t in TARGETS if t not in order]
 
 
@@ -59,7 +146,7 @@ class Selection:
     reason: str
 
 
-def select_target(precision: str, requested: str | None = None) -> Selection:
+def select_target(precision: str, requested: str | None = None, info: DeviceInfo | None = None) -> Selection:
     """The target to use, and why (requested, or the first available in this device's order)."""
     from .runtimes.base import runtime_class
 
@@ -67,20 +154,19 @@ def select_target(precision: str, requested: str | None = None) -> Selection:
         return Selection(get_target(requested).name, "requested with target=")
     if os.environ.get(TARGET_ENV):
         return Selection(get_target(os.environ[TARGET_ENV]).name, f"requested with ${TARGET_ENV}")
-    info = device_info()
+    info = info or device_info()
     skipped = []
     for name in preference(info):
         target = TARGETS[name]
         if precision not in target.precisions:
             continue
         if runtime_class(name).is_available():
-            why = f"preferred on {info.system}/{info.machine} ({info.cpu_vendor or 'unknown CPU'})"
+            basis = "measured" if speed_order(info).measured else "assumed"
+            why = f"fastest available on CPU class {info.cpu_class} ({basis} order)"
             if skipped:
                 why += f"; skipped {', '.join(skipped)}"
             return Selection(name, why)
         skipped.append(f"{name} (runtime not installed)")
-    from .errors import MissingDependencyError
-
     raise MissingDependencyError(
         f"no runtime for {precision} artifacts is installed ({'; '.join(skipped)}). "
         "Install one, e.g. pip install 'deepfake-sdk[onnx]'"

@@ -28,3 +28,15 @@ class MissingDependencyError(DeepfakeSDKError, ImportError):
 
 class ArtifactError(DeepfakeSDKError):
     """An artifact is missing, corrupt, altered after export, or of an incompatible version."""
+
+
+class ParityGateError(DeepfakeSDKError):
+    """An INT8 build missed its parity gate against the float reference and ``strict`` refuses it."""
+
+
+class NonFiniteOutputError(DeepfakeSDKError, ArithmeticError):
+    """A runtime returned NaN or Inf instead of a score (a broken artifact, kernel or input)."""
+
+
+class ParityWarning(UserWarning):
+    """An artifact that missed its build gate is being served; the message carries the numbers."""

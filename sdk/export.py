@@ -24,22 +24,23 @@ def export(
     out: str | Path | None = None,
     quantization=None,
     spec: ModelSpec | str = "gend-fp32",
-    verify_on: np.ndarray | None = None,
+    verify_on=None,
     gate=None,
     mixed_precision_steps: int = 0,
 ) -> Artifact:
     """Export ``model`` (a GenD reference) for ``target`` at ``precision``; returns the Artifact.
 
     ``calibration``: a data folder with ``manifest.csv``, an ``(N, H, W, 3)`` uint8 array of
-    aligned crops, or None (``$DEEPFAKE_SDK_DATA``, else the packaged face). ``quantization``
+    aligned crops, a ``CalibrationSet``, or None: the recipe's recorded profile with the packaged
+    face, the same on every machine (``quantization.calibration``). ``quantization``
     overrides the precision's default recipe (e.g. ``Int8Config(per_channel=False)``).
-    ``verify_on``: aligned uint8 crops on which an INT8 export is compared with the float
+    ``verify_on``: a ``CalibrationSet`` (or aligned uint8 crops) of gate faces on which an INT8 export is compared with the float
     reference (``gate``, default ``ParityGate()``); the result is stored in the manifest. With
     ``mixed_precision_steps`` > 0, a failing export is redone with its most sensitive layers kept
     float, up to that many times (every target; the ranking is the converter's ``layer_sensitivity``).
     """
     from deepfake_sdk.quantization import config_for
-    from deepfake_sdk.quantization.calibration import calibration_set
+    from deepfake_sdk.quantization.calibration import CalibrationSet, calibration_set
 
     spec = get_spec(spec) if isinstance(spec, str) else spec
     tgt = get_target(target)
@@ -48,15 +49,18 @@ def export(
         raise ValueError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:
         raise ValueError(f"target {target!r} writes {', '.join(tgt.precisions)}, not {precision!r}")
-    calib = calibration_set(calibration, recipe.calibration_size, spec.preprocessing) if precision == "int8" else None
-    out = Path(out) if out else default_artifact_dir(spec, target, recipe, calib)
+    calib = None
+    if precision == "int8":
+        calib = calibration if isinstance(calibration, CalibrationSet) else \
+            calibration_set(calibration, recipe.calibration_size, spec.preprocessing, spec.weights)
+    out = Path(out) if out else default_artifact_dir(spec, target, recipe, calib, gate)
     from .converters.base import deployable
 
     model = deployable(model, spec.preprocessing.size)
     if precision == "int8" and getattr(recipe, "smoothquant_alpha", None):
         from deepfake_sdk.quantization.smooth import smooth
 
-        smooth(model, to_batch(calib.crops, spec.preprocessing), recipe.smoothquant_alpha)
+        smooth(model, to_batch(calib.crops, spec.preprocessing), recipe.smoothquant_alpha, maxima=calib.smooth_maxima)
     job = _Job(model, spec, tgt, precision, calib)
     if verify_on is None or precision != "int8":
         return job.write(recipe, out)
@@ -101,7 +105,12 @@ class _Job:
 
         if not runtime_class(self.target.name).is_available():  # nothing to score with: skip the reference too
             return self.write(recipe, out, {"mixed_precision": {"skipped": "runtime not available here"}})
+        from .device import device_info
+        from .quantization.calibration import CalibrationSet
+
         gate = gate or ParityGate(threshold=self.spec.threshold)
+        faces = crops if isinstance(crops, CalibrationSet) else CalibrationSet(np.asarray(crops), "array", ("array:gate",))
+        crops = faces.crops
         batch = to_batch(crops, self.spec.preprocessing)
         reference = _score(lambda b: _torch_logits(reference_model, b), batch)
         converter = importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
@@ -125,11 +134,29 @@ class _Job:
         try:
             best, report = search_float_layers(export_with, score, sensitivity, reference, None, gate, steps)
             report["verified_on"] = int(len(crops))
+            report["gate_faces"] = {**faces.describe(), "shared_sources_with_calibration":
+                                    sorted(set(faces.sources) & set(_calibration_sources(self.calib)))}
+            report["checked_on"] = {**device_info().describe(), "runtime": runtime_class(self.target.name).version()}
+            report["near_threshold"] = _near_threshold(reference, gate.threshold)
             return _adopt(best, out, {"mixed_precision": report})
         finally:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _calibration_sources(calib) -> list[str]:
+    if calib is None:
+        return []
+    if calib.smooth_maxima is not None and calib.profile:
+        return list(calib.profile["sources"])
+    return list(calib.sources)
+
+
+def _near_threshold(scores: np.ndarray, threshold: float, band: float = 0.05) -> dict:
+    """How many reference scores lie within ``band`` of the threshold: the faces a tiny INT8
+    error can flip, which is what a flip rate on this gate set mostly measures."""
+    return {"band": band, "count": int(np.sum(np.abs(scores - threshold) <= band)), "of": int(len(scores))}
 
 
 def _adopt(candidate: Artifact, out: Path, extra: dict) -> Artifact:
@@ -187,8 +214,8 @@ def _fields(recipe) -> dict:
     return json.loads(json.dumps(asdict(recipe)))
 
 
-def recipe_key(spec: ModelSpec, target: str, recipe, calib) -> str:
-    """What an artifact depends on: model, weights, target, recipe, calibration, SDK version."""
+def recipe_key(spec: ModelSpec, target: str, recipe, calib, gate=None) -> str:
+    """What an artifact depends on: model, weights, target, recipe, calibration, build gate, SDK."""
     import hashlib
 
     from .paths import package_weights_dir
@@ -200,12 +227,16 @@ def recipe_key(spec: ModelSpec, target: str, recipe, calib) -> str:
         "weights": sha256_file(weights) if weights and weights.exists() else None,
         "preprocessing": spec.preprocessing.to_dict(),
     }
+    if gate is not None:
+        from dataclasses import asdict
+
+        parts["gate"] = asdict(gate)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def default_artifact_dir(spec: ModelSpec, target: str, recipe, calib) -> Path:
+def default_artifact_dir(spec: ModelSpec, target: str, recipe, calib, gate=None) -> Path:
     from .paths import cache_dir
 
-    key = recipe_key(spec, target, recipe, calib)
+    key = recipe_key(spec, target, recipe, calib, gate)
     return cache_dir() / "artifacts" / f"{spec.family}-{recipe.precision}-{target}-{key}"
 

@@ -1,12 +1,17 @@
 """Decode any supported input into an RGB PIL image, or fail with a message that names why.
 
 Accepted: a path (str / Path), raw bytes, a PIL image, or an ``H x W x 3`` uint8 RGB array
-(``H x W`` greyscale and RGBA are converted). Decoding is bounded by PIL's decompression-bomb
-limit, and EXIF orientation is applied so phone photos are upright.
+(``H x W`` greyscale and RGBA are converted). Decoding is bounded: files over
+``MAX_FILE_BYTES`` and images over ``MAX_PIXELS`` are refused from the header, before any pixel is
+decoded (decompression bombs). EXIF orientation is applied so phone photos are upright. Every
+mode becomes 8-bit RGB the way a viewer shows it: 16-bit and 32-bit samples are scaled (not
+clipped: a 16-bit greyscale PNG used to turn white and lose its face), alpha is composited over
+white, palettes are expanded, CMYK is converted, and an animation contributes its first frame.
 """
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 from typing import Union
 
@@ -17,6 +22,8 @@ from .errors import InvalidImageError
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
 MIN_SIDE = 16  # smaller than this cannot hold a recognisable face
+MAX_PIXELS = 120_000_000  # the largest phone sensors; more is refused before decoding
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def describe(source: ImageInput) -> str:
@@ -43,7 +50,7 @@ def load_image(source: ImageInput) -> Image.Image:
 
 def _decode(source: ImageInput) -> Image.Image:
     if isinstance(source, Image.Image):
-        return source.convert("RGB")
+        return to_rgb(source)
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if isinstance(source, (str, Path)):
@@ -52,6 +59,9 @@ def _decode(source: ImageInput) -> Image.Image:
             raise InvalidImageError(f"{path}: no such file")
         if path.is_dir():
             raise InvalidImageError(f"{path}: is a folder, not an image")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidImageError(f"{path}: file is {path.stat().st_size / 2**20:.0f} MiB; the limit is "
+                                    f"{MAX_FILE_BYTES / 2**20:.0f} MiB")
         data = path.read_bytes()
     elif isinstance(source, (bytes, bytearray)):
         data = bytes(source)
@@ -62,29 +72,65 @@ def _decode(source: ImageInput) -> Image.Image:
         )
     if not data:
         raise InvalidImageError(f"{describe(source)}: file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(f"{describe(source)}: {len(data) / 2**20:.0f} MiB of data; the limit is "
+                                f"{MAX_FILE_BYTES / 2**20:.0f} MiB")
     try:
         image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise InvalidImageError(f"{describe(source)}: image is {width}x{height} pixels, over the "
+                                    f"{MAX_PIXELS / 1e6:.0f} MP limit (too large to decode safely)")
         image.load()
+        return to_rgb(ImageOps.exif_transpose(image))
+    except InvalidImageError:
+        raise
     except UnidentifiedImageError as exc:
         raise InvalidImageError(f"{describe(source)}: not an image (unrecognised format)") from exc
     except Image.DecompressionBombError as exc:
         raise InvalidImageError(f"{describe(source)}: image is too large to decode safely") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"{describe(source)}: corrupt or truncated image ({exc})") from exc
-    return ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
+            EOFError, MemoryError, struct.error) as exc:  # what Pillow's decoders raise on damaged files
+        raise InvalidImageError(f"{describe(source)}: corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB as a viewer shows it (scaled, composited, expanded)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 1.0 if image.mode == "F" and values.size and values.max() <= 1.0 else (
+            255.0 if image.mode == "F" or (values.size and values.max() <= 255) else 65535.0)
+        grey = np.clip(np.nan_to_num(values) / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise InvalidImageError(f"array of dtype {getattr(array, 'dtype', '?')} is not an image")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise InvalidImageError(
             f"array of shape {array.shape} is not an image; expected H x W x 3 RGB"
         )
+    if array.size == 0 or array.shape[0] * array.shape[1] > MAX_PIXELS:
+        raise InvalidImageError(f"array of shape {array.shape} is empty or over the {MAX_PIXELS / 1e6:.0f} MP limit")
     if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0:
+        array = np.nan_to_num(array.astype(np.float64))
+        if array.max() <= 1.0:
             array = array * 255.0
-        array = np.clip(array, 0, 255).astype(np.uint8)
+        elif array.max() > 255:  # 16-bit samples
+            array = array / 257.0
+        array = np.clip(array + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(array[..., :3]), "RGB")
 
 

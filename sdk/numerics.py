@@ -8,11 +8,10 @@ when a toolchain upgrade moved a number.
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 from pathlib import Path
 
-from . import __version__
+from . import __version__, jsonio
 from .parity import GatePolicy, Reference, build_reference, verify
 from .reports import _fmt as _f
 
@@ -65,7 +64,7 @@ def refresh(family: str, data: Path, targets: list[str], precisions: list[str], 
               "command": f"deepfake-sdk numerics {family} --data {data}",
               "date": datetime.date.today().isoformat()}
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{family}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    (out / f"{family}.json").write_text(jsonio.dumps(record, indent=1) + "\n")
     path = out / f"{family}.md"
     path.write_text(_markdown(record))
     return path

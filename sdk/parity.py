@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import jsonio
 from .artifact import Artifact, atomic_path, write_manifest
 from .errors import ArtifactError, DeepfakeSDKError
 from .detector import _softmax_fake
@@ -248,7 +249,7 @@ def build_reference(model: str, data: str | Path, out: str | Path, features: boo
             writer.writerows(rows)
         if features and feats:
             np.save(tmp / FEATURES_FILE, np.concatenate(feats).astype(np.float16))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        (tmp / META_FILE).write_text(jsonio.dumps(meta, indent=1) + "\n")
         write_manifest(tmp, {"kind": REFERENCE_KIND})
     return Reference.load(out)
 

@@ -5,11 +5,11 @@ metric in bold, so a reader sees at a glance which target drifted and by how muc
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from . import jsonio
 from .parity import Check, VerifyResult
 
 COLUMNS = [("auc_drop", "ΔAUC (drop)", "+.4f"), ("flip_rate", "flips", ".2%"), ("pearson", "Pearson", ".4f"),
@@ -23,7 +23,7 @@ def write_reports(results: list[VerifyResult], out_dir: str | Path, title: str =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "markdown": out / "report.md", "junit": out / "junit.xml"}
-    paths["json"].write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
+    paths["json"].write_text(jsonio.dumps([r.to_dict() for r in results], indent=1) + "\n")
     for r in results:
         scatter(r, out / f"scatter-{r.name}.png")
     paths["markdown"].write_text(markdown(results, title))

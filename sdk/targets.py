@@ -25,10 +25,11 @@ class Target:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in [
-        Target("onnx", "onnx", "onnxruntime", ("fp32", "int8"), "onnx", ".onnx",
-               description="ONNX Runtime (CPU; also onnxruntime-web in browsers), static QDQ INT8"),
+        Target("onnx", "onnx", "onnxruntime", ("fp32", "int8"), "onnx", ".onnx", int8_activations="dynamic",
+               description="ONNX Runtime (CPU; also onnxruntime-web), 8-bit MatMulNBits per block"),
         Target("openvino", "openvino", "openvino", ("fp32", "fp16", "int8"), "openvino", ".xml",
-               description="OpenVINO IR on Intel CPUs/GPUs/NPUs, INT8 through NNCF"),
+               int8_activations="dynamic",
+               description="OpenVINO IR on Intel CPUs/GPUs/NPUs, INT8 weights + run-time activation INT8"),
         Target("executorch", "executorch", "executorch", ("fp32", "int8"), "executorch", ".pte",
                int8_activations="dynamic",
                description="ExecuTorch lowered to XNNPACK (Android, iOS, embedded), PT2E INT8"),

@@ -16,9 +16,9 @@ def fp32():
 
 @pytest.fixture(scope="module")
 def int8():
-    # Built on first use into the test session's private cache (packaged calibration unless
-    # $DEEPFAKE_SDK_DATA points at real data).
-    return deepfake_sdk.load("gend-int8", progress=False)
+    # Built on first use into the test session's private cache, on whichever target this CPU (or
+    # $DEEPFAKE_SDK_TARGET) picks, from the recorded calibration profile: no data folder needed.
+    return deepfake_sdk.load("gend-int8", progress=False, strict=True)
 
 
 def test_fp32_predicts_a_face(fp32, samples):
@@ -51,8 +51,15 @@ def test_inputs_of_every_kind_agree(fp32, samples):
 
 
 def test_int8_tracks_fp32_on_samples(int8, fp32, samples):
-    assert int8.runtime == "onnxruntime" and int8.spec.name == "gend-int8"
-    assert int8.artifact.manifest["calibration"]["size"] == 64
+    from deepfake_sdk.device import select_target
+    from deepfake_sdk.runtimes.base import runtime_class
+
+    assert int8.artifact.target == select_target("int8").target and int8.spec.name == "gend-int8"
+    assert int8.runtime == runtime_class(int8.artifact.target).name
+    manifest = int8.artifact.manifest
+    assert manifest["calibration"]["size"] == 64 and "smoothquant_maxima" in manifest["calibration"]
+    assert manifest["mixed_precision"]["passed"] is True  # strict=True would have refused it otherwise
+    assert manifest["mixed_precision"]["gate_faces"]["shared_sources_with_calibration"] == []
     for name in ("astronaut.jpg", "astronaut_face.jpg", "astronaut_selfblend.jpg"):
         a, b = int8.predict(samples / name), fp32.predict(samples / name)
         assert abs(a.score - b.score) < 0.1, name

@@ -1,6 +1,8 @@
 """Build the PyTorch reference model of a zoo spec (timm-style ``create_model``)."""
 from __future__ import annotations
 
+import torch
+
 from ..errors import ArtifactError
 from ..paths import package_weights_dir
 from ..zoo import ModelSpec, get_spec
@@ -13,7 +15,10 @@ def create_model(name_or_spec: str | ModelSpec, pretrained: bool = True) -> GenD
     spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
     if spec.arch != "gend":
         raise ValueError(f"no builder for architecture {spec.arch!r}")
-    model = GenD(create_backbone(spec.backbone, pretrained=pretrained))
+    backbone = create_backbone(spec.backbone, pretrained=pretrained)
+    with torch.random.fork_rng():  # an untrained head is the same in every process
+        torch.manual_seed(0)
+        model = GenD(backbone)
     if pretrained and spec.weights:
         load_trained(model, spec.weights)
     return model.eval()

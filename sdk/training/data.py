@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .. import jsonio
 from ..artifact import atomic_path, sha256_file
 from ..faces import FacePipeline
 from ..imageio import jpeg_roundtrip, load_image
@@ -105,4 +106,4 @@ def _write_crops(data_dir: Path, samples: list[Sample], folder: Path, size: int,
     with atomic_path(folder, is_dir=True) as tmp:
         np.save(tmp / "crops.npy", np.stack(crops))
         index = {"samples": [asdict(s) for s in kept], "skipped": skipped, "faces": where}
-        (tmp / "index.json").write_text(json.dumps(index, indent=1))
+        (tmp / "index.json").write_text(jsonio.dumps(index, indent=1))

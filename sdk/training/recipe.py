@@ -7,13 +7,13 @@ small, single-tool data allows).
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import jsonio
 from ..artifact import atomic_path, sha256_file
 from ..zoo import get_spec
 from .data import DOMAINS, build_crops
@@ -95,4 +95,4 @@ def _write(out_dir: Path, weights_name: str, tensors: dict, card: dict) -> None:
                                "sha256": sha256_file(out_dir / weights_name)}
     stem = weights_name.rsplit(".", 1)[0]
     with atomic_path(out_dir / f"{stem}.card.json") as tmp:
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
+        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")

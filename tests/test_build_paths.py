@@ -1,0 +1,128 @@
+"""Every branch device selection can take elsewhere, taken here on a tiny model (issue 9).
+
+A build path that only one kind of CPU takes (OpenVINO on an Intel Xeon, once) must not wait
+for that CPU to break: each runnable target's full ``load()`` build — calibration, export, build
+gate, mixed-precision search, manifest, cache hit — runs in the default suite, whichever target
+this machine would pick, and the device table is walked class by class.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import deepfake_sdk
+from deepfake_sdk import device
+from deepfake_sdk.artifact import write_manifest
+from deepfake_sdk.errors import ParityGateError, ParityWarning
+from deepfake_sdk.jsonio import is_plain
+from deepfake_sdk.quantization.sensitivity import ParityGate
+from deepfake_sdk.runtimes.base import runtime_class
+from deepfake_sdk.targets import TARGETS
+
+from tinymodel import register
+
+TINY = register()
+RUNNABLE = [t for t in TARGETS if TARGETS[t].predicts_on_linux and runtime_class(t).is_available()]
+UNREACHABLE = ParityGate(min_pearson=1.01)  # no build can pass: forces every mixed-precision step
+
+
+def test_manifest_writer_converts_numpy_and_refuses_the_rest(tmp_path):
+    (tmp_path / "m.bin").write_bytes(b"x")
+    written = write_manifest(tmp_path, {"passed": np.bool_(False), "pearson": np.float32(0.5),
+                                        "count": np.int64(3), "layers": ("a", "b"), "nan": float("nan")})
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == written and is_plain(on_disk)
+    assert on_disk["passed"] is False and on_disk["count"] == 3 and on_disk["nan"] is None
+    with pytest.raises(TypeError, match=r"\$\.bad: object"):
+        write_manifest(tmp_path, {"bad": object()})
+
+
+@pytest.mark.parametrize("target", RUNNABLE)
+def test_load_builds_gates_and_caches_on_every_target(target, samples, monkeypatch):
+    with pytest.warns(ParityWarning, match="missed its build gate") as caught:
+        det = deepfake_sdk.load(TINY, target=target, progress=False, gate=UNREACHABLE)
+    message = next(str(w.message) for w in caught if w.category is ParityWarning)
+    assert "Pearson" in message and "flips" in message
+    manifest = det.artifact.manifest
+    on_disk = json.loads((det.artifact.path / "manifest.json").read_text())
+    assert is_plain(manifest) and on_disk == manifest, "every manifest value is plain JSON"
+    report = manifest["mixed_precision"]
+    assert [s["float_layers"] for s in report["steps"]] == [0, 2, 4, 8] and report["passed"] is False
+    assert len(report["float_layers"]) == 8 and manifest["recipe"]["float_layers"] == report["float_layers"]
+    assert report["checked_on"]["cpu_class"] == device.device_info().cpu_class
+    assert report["checked_on"]["runtime"] == runtime_class(target).version()
+    assert report["gate_faces"]["size"] == 128 and report["near_threshold"]["of"] == 128
+    assert manifest["calibration"]["size"] == 64
+    assert det.predict(samples / "astronaut.jpg").label in ("real", "fake")
+
+    import deepfake_sdk.export as export_module
+
+    monkeypatch.setattr(export_module, "export", lambda *a, **k: pytest.fail("a cached artifact was rebuilt"))
+    with pytest.warns(ParityWarning):  # the warning comes with every load, not only the build
+        again = deepfake_sdk.load(TINY, target=target, progress=False, gate=UNREACHABLE)
+    assert again.artifact.path == det.artifact.path
+    with pytest.raises(ParityGateError, match="strict"):
+        deepfake_sdk.load(TINY, target=target, progress=False, gate=UNREACHABLE, strict=True)
+
+
+CLASSES = {
+    "amx": device.DeviceInfo("Linux", "x86_64", "GenuineIntel", 2, frozenset({"avx2", "avx512_vnni", "amx_int8"})),
+    "avx512-vnni": device.DeviceInfo("Linux", "x86_64", "AuthenticAMD", 2, frozenset({"avx2", "avx512_vnni"})),
+    "avx2": device.DeviceInfo("Linux", "x86_64", "AuthenticAMD", 2, frozenset({"avx2"})),
+    "x86-baseline": device.DeviceInfo("Linux", "x86_64", "GenuineIntel", 2, frozenset()),
+    "neon-dot": device.DeviceInfo("Linux", "aarch64", "", 2, frozenset({"asimd", "asimddp"})),
+    "apple": device.DeviceInfo("Darwin", "arm64", "Apple", 8, frozenset({"asimd", "asimddp"})),
+}
+
+
+@pytest.mark.parametrize("cpu_class", list(CLASSES))
+def test_each_cpu_class_picks_from_its_order_and_builds(cpu_class, monkeypatch, samples):
+    monkeypatch.delenv("DEEPFAKE_SDK_TARGET", raising=False)
+    info = CLASSES[cpu_class]
+    assert info.cpu_class == cpu_class
+    monkeypatch.setattr(device, "device_info", lambda: info)
+    expected = next(t for t in device.preference(info) if t in RUNNABLE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ParityWarning)  # a random tiny model may miss the default gate
+        det = deepfake_sdk.load(TINY, progress=False)
+    assert det.artifact.target == expected
+    assert det.artifact.manifest["mixed_precision"]["gate_faces"]["shared_sources_with_calibration"] == \
+        ["packaged:astronaut"], "a model without a recorded profile says its gate photo also calibrated it"
+    assert det.predict(samples / "astronaut_face.jpg").score is not None
+
+
+def test_doctor_names_cpu_features_and_order(capsys):
+    from deepfake_sdk.cli import main
+
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    info = device.device_info()
+    assert f"class {info.cpu_class}" in out and ("measured" in out or "assumed" in out)
+    assert "evidence:" in out and "cached artifacts" in out
+
+
+def test_doctor_shows_a_build_that_missed_its_gate(capsys):
+    from deepfake_sdk.cli import main
+
+    with pytest.warns(ParityWarning):
+        deepfake_sdk.load(TINY, target=RUNNABLE[0], progress=False, gate=UNREACHABLE)
+    assert main(["doctor"]) == 0
+    assert "GATE MISSED" in capsys.readouterr().out
+
+
+def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces():
+    from deepfake_sdk.api import VERIFY_SIZE
+    from deepfake_sdk.quantization.calibration import build_sets
+    from deepfake_sdk.zoo import get_spec, list_models
+
+    for name in list_models("*-int8"):
+        spec = get_spec(name)
+        if spec.weights is None:
+            continue
+        sets = build_sets(None, 8, VERIFY_SIZE, spec.preprocessing, spec.weights)
+        assert sets.calibration.smooth_maxima is not None, f"{name}: no calibration profile shipped"
+        assert sets.shared_sources() == [], name
+        assert "pkg_skimage" in sets.gate.sources and "pkg_skimage" not in sets.calibration_sources()

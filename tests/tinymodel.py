@@ -1,0 +1,37 @@
+"""A tiny GenD registered in the zoo (``tinygend-fp32`` / ``tinygend-int8``), so tests drive the
+real ``load()`` path — calibration, export, build gate, mixed precision, manifest, cache — on
+every target in seconds. Subprocess tests import it too: the random init is seeded, so every
+process builds the same model."""
+from __future__ import annotations
+
+import torch
+
+from deepfake_sdk.models.backbones import register_backbone
+from deepfake_sdk.models.vit import ViTConfig, VisionTransformer
+from deepfake_sdk.zoo import ModelSpec, Preprocessing, list_models, register_model, with_precision
+
+NAME = "tinygend"
+SIZE = 56
+
+
+def tiny_vit(pretrained: bool = True) -> VisionTransformer:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = VisionTransformer(ViTConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                                            patch_size=14, pretrain_image_size=98))
+        with torch.no_grad():  # non-trivial layer-scales and a spread-out CLS so scores are not all 0.5
+            for name, p in model.named_parameters():
+                if name.endswith("lambda1"):
+                    p.uniform_(0.5, 1.5)
+    return model
+
+
+def register() -> str:
+    """Register the tiny backbone and zoo entries once; returns the INT8 name."""
+    if f"{NAME}-int8" not in list_models():
+        register_backbone("test-tiny-vit", tiny_vit)
+        spec = ModelSpec(name=f"{NAME}-fp32", arch="gend", backbone="test-tiny-vit", weights=None, precision="fp32",
+                         preprocessing=Preprocessing(size=SIZE), description="tiny random GenD for tests")
+        register_model(spec)
+        register_model(with_precision(spec, "int8"))
+    return f"{NAME}-int8"
