@@ -12,8 +12,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..artifact import Artifact
-from ..errors import MissingDependencyError
-from ..targets import get_target
+from ..errors import ArtifactError, MissingDependencyError
+from ..targets import TARGETS, get_target, version_in_range
 
 
 class Runtime(ABC):
@@ -75,11 +75,25 @@ def runtime_class(target: str) -> type[Runtime]:
 
 def runtime_for(artifact: Artifact) -> Runtime:
     """Open ``artifact`` with its target's runtime, or say which package is missing."""
+    if artifact.target not in TARGETS:
+        raise ArtifactError(f"{artifact.path} is for target {artifact.target!r}, which this SDK does not know "
+                            f"(known: {', '.join(TARGETS)}); upgrade deepfake-sdk or re-export it")
     cls = runtime_class(artifact.target)
+    target = get_target(artifact.target)
     if not cls.is_available():
-        extra = get_target(artifact.target).extra
         raise MissingDependencyError(
             f"the {artifact.target!r} runtime ({cls.package}) is not installed here: "
-            f"pip install 'deepfake-sdk[{extra}]'"
+            f"pip install 'deepfake-sdk[{target.extra}]'"
         )
+    check_runtime_version(artifact, cls, target.runtime_versions)
     return cls(artifact)
+
+
+def check_runtime_version(artifact: Artifact, cls: type[Runtime], tested: str) -> None:
+    """Refuse to run an artifact under a runtime release its numerics were never checked with."""
+    installed = cls.version()
+    if tested and not version_in_range(installed, tested):
+        raise ArtifactError(
+            f"{artifact.path}: {cls.package} {installed} is installed, but {artifact.target!r} artifacts are "
+            f"verified with {cls.package}{tested}; run: pip install '{cls.package}{tested}' "
+            f"(or re-export and re-verify under this release)")

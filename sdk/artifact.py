@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import __version__
 from .errors import ArtifactError
 from .jsonio import dumps, plain
 
@@ -137,6 +138,13 @@ class Artifact:
             raise ArtifactError(
                 f"{path} has artifact format {version!r}; this SDK reads format {FORMAT_VERSION}. "
                 "Re-export it with this SDK version."
+            )
+        made_by = str(manifest.get("sdk_version", ""))
+        if manifest.get("kind") is None and made_by.split(".")[:2] != __version__.split(".")[:2]:
+            raise ArtifactError(
+                f"{path} was exported by deepfake-sdk {made_by or '(unknown)'}; this is {__version__}, "
+                "whose runtimes and preprocessing may differ. Re-export it with this version "
+                "(deepfake-sdk export ...), or install the SDK that made it."
             )
         if expect_target and manifest.get("target") != expect_target:
             raise ArtifactError(

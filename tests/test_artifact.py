@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from deepfake_sdk import __version__
 from deepfake_sdk.artifact import Artifact, atomic_path, write_manifest
 from deepfake_sdk.errors import ArtifactError
 
@@ -12,7 +13,7 @@ from deepfake_sdk.errors import ArtifactError
 def _artifact(folder):
     folder.mkdir()
     (folder / "model.bin").write_bytes(b"weights")
-    write_manifest(folder, {"target": "onnx", "precision": "int8", "model_file": "model.bin"})
+    write_manifest(folder, {"target": "onnx", "precision": "int8", "model_file": "model.bin", "sdk_version": __version__})
     return folder
 
 
@@ -52,3 +53,27 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with atomic_path(dest, is_dir=True) as tmp:
         (tmp / "ok").write_text("done")
     assert (dest / "ok").read_text() == "done" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_incompatible_sdk_version_is_refused_with_what_to_do(tmp_path):
+    folder = _artifact(tmp_path / "old")
+    manifest = Artifact.load(folder).manifest
+    write_manifest(folder, {**{k: v for k, v in manifest.items() if k not in ("files", "format_version")},
+                            "sdk_version": "9.4.0"})
+    with pytest.raises(ArtifactError, match=r"exported by deepfake-sdk 9\.4\.0.*Re-export"):
+        Artifact.load(folder)
+
+
+def test_unknown_target_and_untested_runtime_release_are_refused(tmp_path, monkeypatch):
+    from deepfake_sdk.runtimes.base import runtime_for
+    from deepfake_sdk.runtimes.onnxruntime import OnnxRuntime
+
+    folder = _artifact(tmp_path / "a")
+    manifest = {k: v for k, v in Artifact.load(folder).manifest.items() if k not in ("files", "format_version")}
+    write_manifest(folder, {**manifest, "target": "tpu"})
+    with pytest.raises(ArtifactError, match="target 'tpu'"):
+        runtime_for(Artifact.load(folder))
+    write_manifest(folder, manifest)
+    monkeypatch.setattr(OnnxRuntime, "version", classmethod(lambda cls: "1.40.0"))
+    with pytest.raises(ArtifactError, match=r"onnxruntime 1\.40\.0 is installed.*pip install 'onnxruntime>="):
+        runtime_for(Artifact.load(folder))
