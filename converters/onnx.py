@@ -182,8 +182,6 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg)
 
     if calibration is None or not len(calibration):
         raise ValueError("static INT8 needs calibration crops")
-    if cfg.activations != "static":
-        raise ValueError("the onnx target writes static INT8 (QDQ); activations='dynamic' is not offered")
     weight_type = QuantType.QUInt8 if cfg.saturation_safe else QuantType.QInt8
     prep_path = fp32_path.with_name("model_prep.onnx")
     with quiet_tools():

@@ -83,8 +83,6 @@ def _quantize(model, calibration: np.ndarray, cfg):
 
     if calibration is None or not len(calibration):
         raise ValueError("static INT8 needs calibration crops")
-    if cfg.activations != "static":
-        raise ValueError("the openvino target writes static INT8 (NNCF); activations='dynamic' is not offered")
     dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
     ignored = nncf.IgnoredScope(patterns=_ignored_patterns(cfg), validate=False)
     advanced = AdvancedQuantizationParameters(

@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Union
 
+from deepfake_sdk.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Int8Config:
@@ -97,7 +99,7 @@ def config_for(precision: str, target: str | None = None) -> QuantConfig:
     """Default recipe of a precision name; for INT8, with the target's activation scheme."""
     configs = {"int8": Int8Config(), "w8": W8Config(), "fp16": FP16Config(), "fp32": FP32Config()}
     if precision not in configs:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
+        raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
         from deepfake_sdk.targets import get_target
 

@@ -246,6 +246,9 @@ def cmd_verify(args) -> int:
     if args.json:
         print(jsonio.dumps([r.to_dict() for r in results], indent=1))
     else:
+        if results:
+            where = results[0].checked_on
+            print(f"checked on CPU class {where['cpu_class']} ({', '.join(where['features']) or 'no INT8 extensions'})")
         for r in results:
             m = r.metrics
             verdict = "PASS " if r.passed else "DRIFT"

@@ -40,3 +40,8 @@ class NonFiniteOutputError(DeepfakeSDKError, ArithmeticError):
 
 class ParityWarning(UserWarning):
     """An artifact that missed its build gate is being served; the message carries the numbers."""
+
+
+class UsageError(DeepfakeSDKError, ValueError):
+    """An argument the SDK cannot act on: an unknown target or precision, a precision a target
+    does not write, a recipe for another precision."""

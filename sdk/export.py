@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .errors import UsageError
 from .artifact import Artifact, atomic_path, sha256_file, write_manifest
 from .preprocess import to_batch
 from .targets import get_target
@@ -46,9 +47,9 @@ def export(
     tgt = get_target(target)
     recipe = quantization or config_for(precision, target)
     if recipe.precision != precision:
-        raise ValueError(f"quantization config is for {recipe.precision}, not {precision}")
+        raise UsageError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:
-        raise ValueError(f"target {target!r} writes {', '.join(tgt.precisions)}, not {precision!r}")
+        raise UsageError(f"target {target!r} writes {', '.join(tgt.precisions)}, not {precision!r}")
     calib = None
     if precision == "int8":
         calib = calibration if isinstance(calibration, CalibrationSet) else \

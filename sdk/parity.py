@@ -23,6 +23,7 @@ from . import jsonio
 from .artifact import Artifact, atomic_path, write_manifest
 from .errors import ArtifactError, DeepfakeSDKError
 from .detector import _softmax_fake
+from .device import device_info
 from .metrics import detection_metrics, spearman
 from .zoo import get_spec
 
@@ -302,6 +303,8 @@ class VerifyResult:
     inputs_identical: int = 0  # crops whose pixels hash equal to the reference's
     policy: dict = field(default_factory=dict)
     scores: list[float] = field(default_factory=list, repr=False)  # artifact p(fake), reference order
+    # The machine this verdict holds for: INT8 numerics differ by CPU class and runtime release.
+    checked_on: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -363,7 +366,8 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
         artifact=str(artifact.path), target=artifact.target, precision=artifact.precision, runtime=runtime.name,
         reference=str(ref.path), metrics=metrics, checks=gate(metrics, policy),
         worst=_worst(ref, probs, worst), per_source=_source_drift(ref, probs),
-        inputs_identical=int(identical), policy=asdict(policy), scores=[float(p) for p in probs])
+        inputs_identical=int(identical), policy=asdict(policy), scores=[float(p) for p in probs],
+        checked_on={**device_info().describe(), "runtime_version": type(runtime).version()})
 
 
 def _check_compatible(artifact: Artifact, ref: Reference) -> None:

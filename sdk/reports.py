@@ -39,7 +39,10 @@ def _fmt(value, spec: str) -> str:
 
 def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
     ref = results[0].reference if results else ""
-    lines = [f"# {title}", "", f"Reference: `{ref}`. Each artifact ran with its own runtime on the reference's faces.",
+    machine = results[0].checked_on if results else {}
+    cpu = (f" Checked on {machine.get('cpu_model') or machine.get('cpu_vendor')} (CPU class {machine.get('cpu_class')}: "
+           f"{', '.join(machine.get('features', [])) or 'no INT8 dot-product extensions'}).") if machine else ""
+    lines = [f"# {title}", "", f"Reference: `{ref}`. Each artifact ran with its own runtime on the reference's faces.{cpu}",
              "**Bold** = outside the gate (limit in brackets).", "",
              "| artifact | runtime | verdict | " + " | ".join(c[1] for c in COLUMNS) + " |",
              "|---|---|---|" + "---|" * len(COLUMNS)]

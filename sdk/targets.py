@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import UsageError
+
 
 @dataclass(frozen=True)
 class Target:
@@ -69,5 +71,5 @@ def version_in_range(version: str, spec: str) -> bool:
 
 def get_target(name: str) -> Target:
     if name not in TARGETS:
-        raise ValueError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
+        raise UsageError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
     return TARGETS[name]

@@ -122,10 +122,21 @@ def parity_data(maybe_shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def reference(parity_data, tmp_path_factory):
+def holdout_data(maybe_shared_data, parity_data) -> Path:
+    """Release-gate faces from sources the shipped calibration never saw: 16 per source of
+    ../shared/data/manifest_extra.csv when present, else the packaged set."""
+    if maybe_shared_data is not None and (maybe_shared_data / "manifest_extra.csv").is_file():
+        from deepfake_sdk.training.data import holdout_folder
+
+        return holdout_folder(maybe_shared_data, per_source=16)
+    return parity_data
+
+
+@pytest.fixture(scope="session")
+def reference(holdout_data, tmp_path_factory):
     from deepfake_sdk.cli import main
     from deepfake_sdk.parity import Reference
 
     out = tmp_path_factory.mktemp("ref") / "gend"
-    assert main(["reference", "build", "gend-int8", "--data", str(parity_data), "--out", str(out)]) == 0
+    assert main(["reference", "build", "gend-int8", "--data", str(holdout_data), "--out", str(out)]) == 0
     return Reference.load(out)

@@ -126,3 +126,22 @@ def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces()
         assert sets.calibration.smooth_maxima is not None, f"{name}: no calibration profile shipped"
         assert sets.shared_sources() == [], name
         assert "pkg_skimage" in sets.gate.sources and "pkg_skimage" not in sets.calibration_sources()
+
+
+def test_a_data_folder_is_split_by_source_into_calibration_and_gate(tmp_path):
+    from deepfake_sdk.quantization.calibration import build_sets, split_sources, write_packaged_set
+    from deepfake_sdk.training.data import holdout_folder
+    from deepfake_sdk.zoo import get_spec
+
+    pp = get_spec("gend-fp32").preprocessing
+    folder = write_packaged_set(tmp_path / "data", 16, pp)
+    sets = build_sets(folder, 4, 6, pp)
+    assert set(sets.calibration.sources).isdisjoint(sets.gate.sources) and sets.shared_sources() == []
+    assert len(sets.calibration.crops) == 4 and len(sets.gate.crops) == 6
+    calib, gate = split_sources([f"s{i}" for i in range(9)])
+    assert len(gate) == 3 and calib.isdisjoint(gate) and split_sources([f"s{i}" for i in range(9)]) == (calib, gate)
+
+    (folder / "manifest_extra.csv").write_text((folder / "manifest.csv").read_text())
+    held = holdout_folder(folder, per_source=3)
+    rows = (held / "manifest.csv").read_text().splitlines()[1:]
+    assert len(rows) == 6 and all(r.startswith(str(folder.resolve())) for r in rows)

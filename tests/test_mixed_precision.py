@@ -184,7 +184,26 @@ def _fake_quantized_inputs(xml_path, layer: str) -> int:
     return count
 
 
-def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
+def _int8_weights(xml_path, layer: str) -> int:
+    """INT8 constants feeding the MatMul of ``layer`` (weight compression) in an OpenVINO IR."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml_path))
+    count = 0
+    for op in model.get_ops():
+        if op.get_type_name() == "MatMul" and f"{layer}/" in op.get_friendly_name():
+            stack = [v.get_node() for v in op.input_values()]
+            while stack:
+                node = stack.pop()
+                if node.get_type_name() == "Constant":
+                    count += str(node.get_element_type()) in ("<Type: 'int8_t'>", "<Type: 'uint8_t'>") or \
+                        node.get_element_type().get_type_name() in ("i8", "u8")
+                elif node.get_type_name() in ("Convert", "Multiply", "Subtract", "Transpose", "Reshape"):
+                    stack += [v.get_node() for v in node.input_values()]
+    return count
+
+
+def test_openvino_weight_compression_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
     pytest.importorskip("nncf")
     from dataclasses import replace
 
@@ -197,7 +216,29 @@ def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
     crops = augmented_crops(astronaut_crop, 56, 4)
     plain = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "plain", spec=spec)
     mixed = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
-                   quantization=Int8Config(float_layers=(FC,)))
+                   quantization=Int8Config(activations="dynamic", float_layers=(FC,)))
+    assert plain.manifest["quantization"]["runtime_config"] == {"DYNAMIC_QUANTIZATION_GROUP_SIZE": "32"}
+    assert _int8_weights(plain.model_file, FC) == 1
+    assert _int8_weights(mixed.model_file, FC) == 0
+    assert _int8_weights(mixed.model_file, FC.replace("fc1", "fc2")) == 1
+
+
+def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
+    """The static NNCF recipe (``activations="static"``): no FakeQuantize feeds a float layer."""
+    pytest.importorskip("nncf")
+    from dataclasses import replace
+
+    from conftest import augmented_crops
+    from deepfake_sdk.export import export
+    from deepfake_sdk.quantization.config import Int8Config
+    from deepfake_sdk.zoo import Preprocessing, get_spec
+
+    spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
+    crops = augmented_crops(astronaut_crop, 56, 4)
+    plain = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "plain", spec=spec,
+                   quantization=Int8Config(activations="static"))
+    mixed = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
+                   quantization=Int8Config(activations="static", float_layers=(FC,)))
     assert _fake_quantized_inputs(plain.model_file, FC) > 0
     assert _fake_quantized_inputs(mixed.model_file, FC) == 0
     assert _fake_quantized_inputs(mixed.model_file, FC.replace("fc1", "fc2")) > 0

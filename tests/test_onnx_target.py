@@ -34,8 +34,13 @@ def test_fp32_export_matches_torch(tiny_gend, crops, tmp_path):
     assert art.manifest["precision"] == "fp32" and art.manifest["calibration"] is None
 
 
-def test_int8_export(tiny_gend, crops, tmp_path):
-    art = export(tiny_gend, "onnx", "int8", calibration=crops, out=tmp_path / "int8", spec=SPEC)
+@pytest.mark.parametrize("activations, quant_ops", [("dynamic", {"MatMulNBits"}),  # the default
+                                                    ("static", {"QuantizeLinear", "DequantizeLinear"})])
+def test_int8_export(activations, quant_ops, tiny_gend, crops, tmp_path):
+    from deepfake_sdk.quantization import Int8Config
+
+    art = export(tiny_gend, "onnx", "int8", calibration=crops, out=tmp_path / "int8", spec=SPEC,
+                 quantization=Int8Config(activations=activations, block_size=64))
     runtime = runtime_for(art)
     batch = to_batch(crops, SPEC.preprocessing)
     logits, ref = runtime.run(batch), _reference(tiny_gend, crops)
@@ -46,12 +51,14 @@ def test_int8_export(tiny_gend, crops, tmp_path):
 
     graph = onnx.load(str(art.model_file)).graph
     ops = [n.op_type for n in graph.node]
-    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert quant_ops <= set(ops)
+    weight_matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in {t.name for t in graph.initializer}]
+    assert not weight_matmuls or activations == "static", "every backbone weight MatMul became MatMulNBits"
     float_nodes = set(art.manifest["quantization"]["float_nodes"])
     head = [n for n in graph.node if n.op_type == "Gemm"]
     assert head and all(n.name in float_nodes for n in head)
     producers = {o: n for n in graph.node for o in n.output}
-    assert all(producers[i].op_type != "DequantizeLinear" for i in head[0].input if i in producers), \
+    assert all(producers[i].op_type not in ("DequantizeLinear", "MatMulNBits") for i in head[0].input if i in producers), \
         "the head must read float tensors"
 
     m = art.manifest

@@ -66,11 +66,11 @@ def small_reference(parity_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def onnx_int8(parity_data):
+def onnx_int8():
     from deepfake_sdk.api import ensure_artifact
     from deepfake_sdk.zoo import get_spec
 
-    return ensure_artifact(get_spec("gend-int8"), "onnx", calibration=parity_data, progress=False)
+    return ensure_artifact(get_spec("gend-int8"), "onnx", progress=False)  # the default build users get
 
 
 def test_reference_stores_faces_scores_features_and_metrics(reference):
@@ -83,7 +83,8 @@ def test_reference_stores_faces_scores_features_and_metrics(reference):
     first = reference.samples[0]
     assert len(first["image_sha256"]) == 64 and len(json.loads(first["landmarks"])) == 5
     m = meta["metrics"]
-    assert 0.5 <= m["auc"] <= 1 and 0 <= m["eer"] <= 0.5 and m["tpr_at_fpr_1"] <= m["tpr_at_fpr_5"]
+    # held-out sources: the DINOv2 GenD is near chance there (AUC ~0.51, issue 10), so only ranges
+    assert 0 <= m["auc"] <= 1 and 0 <= m["eer"] <= 1 and m["tpr_at_fpr_1"] <= m["tpr_at_fpr_5"]
     assert meta["per_source"] and sum(v["n"] for v in meta["per_source"].values()) == n
 
 
@@ -95,7 +96,11 @@ def test_gend_int8_onnx_passes_the_default_gate(reference, onnx_int8, tmp_path):
     assert result["passed"] and result["metrics"]["pearson"] >= 0.995 and result["metrics"]["flip_rate"] <= 0.01
     assert result["metrics"]["feature_cosine_mean"] > 0.99
     assert result["inputs_identical"] == result["metrics"]["n"]  # same crops as the reference, pixel for pixel
+    from deepfake_sdk.device import device_info
+
+    assert result["checked_on"]["cpu_class"] == device_info().cpu_class and result["checked_on"]["runtime_version"]
     md = (reports / "report.md").read_text()
+    assert f"CPU class {device_info().cpu_class}" in md
     assert "onnx-int8" in md and "✅ pass" in md and (reports / "scatter-onnx-int8.png").stat().st_size > 1000
     suites = ET.parse(reports / "junit.xml").getroot()
     assert suites[0].get("failures") == "0" and len(suites[0]) >= 3

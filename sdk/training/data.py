@@ -107,3 +107,37 @@ def _write_crops(data_dir: Path, samples: list[Sample], folder: Path, size: int,
         np.save(tmp / "crops.npy", np.stack(crops))
         index = {"samples": [asdict(s) for s in kept], "skipped": skipped, "faces": where}
         (tmp / "index.json").write_text(jsonio.dumps(index, indent=1))
+
+
+HOLDOUT_MANIFEST = "manifest_extra.csv"
+
+
+def holdout_folder(data_dir: Path, per_source: int = 16, manifest: str = HOLDOUT_MANIFEST) -> Path:
+    """A data folder (in the cache) of up to ``per_source`` images from each source of
+    ``data_dir/manifest``, spread evenly over each source's rows (so over its clips/groups).
+
+    ../shared/data's ``manifest_extra.csv`` shares no source with ``manifest.csv``, from which
+    the shipped calibration profile was recorded: release gates and numerics tables score these
+    faces, never the calibration's own sources. Paths are absolute; the folder is rebuilt only
+    when the source manifest changes.
+    """
+    data_dir = Path(data_dir).resolve()
+    src = data_dir / manifest
+    with open(src, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by_source: dict[str, list[dict]] = {}
+    for row in rows:
+        by_source.setdefault(row["source"], []).append(row)
+    picked = []
+    for source in sorted(by_source):
+        group = by_source[source]
+        step = max(1, len(group) // per_source)
+        picked += [{**r, "path": str(data_dir / r["path"])} for r in group[::step][:per_source]]
+    folder = cache_dir() / "holdout" / f"{sha256_file(src)[:16]}-{per_source}"
+    if not (folder / "manifest.csv").is_file():
+        with atomic_path(folder, is_dir=True) as tmp:
+            with open(tmp / "manifest.csv", "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(picked)
+    return folder
