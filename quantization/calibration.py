@@ -42,6 +42,13 @@ class CalibrationSet:
             digest.update(repr(sorted(self.profile.items())).encode())
         return digest.hexdigest()
 
+    def faces_used(self) -> tuple[str, ...]:
+        """Sources whose faces shaped the quantization: the recorded profile's when one is used
+        (the crops then only drive forward passes), else the crops' own."""
+        if self.smooth_maxima is not None and self.profile:
+            return tuple(self.profile["sources"])
+        return self.sources
+
     def describe(self) -> dict:
         out = {"source": self.source, "size": int(len(self.crops)), "sha256": self.sha256,
                "sources": list(self.sources)}
@@ -60,14 +67,10 @@ class BuildSets:
     def shared_sources(self) -> list[str]:
         """Sources both sets draw on: empty whenever a recorded profile or a data folder is used;
         a model shipped without a profile (tests' tiny models) calibrates on its gate photo."""
-        return sorted(set(self.gate.sources) & set(self.calibration_sources()))
+        return sorted(set(self.gate.sources) & set(self.calibration.faces_used()))
 
     def describe_gate(self) -> dict:
         return {**self.gate.describe(), "shared_sources_with_calibration": self.shared_sources()}
-
-    def calibration_sources(self) -> tuple[str, ...]:
-        recorded = tuple(self.calibration.profile["sources"]) if self.calibration.profile else ()
-        return recorded if self.calibration.smooth_maxima is not None else self.calibration.sources
 
 
 def default_data_dir() -> Path | None:

@@ -136,7 +136,7 @@ class _Job:
             best, report = search_float_layers(export_with, score, sensitivity, reference, None, gate, steps)
             report["verified_on"] = int(len(crops))
             report["gate_faces"] = {**faces.describe(), "shared_sources_with_calibration":
-                                    sorted(set(faces.sources) & set(_calibration_sources(self.calib)))}
+                                    sorted(set(faces.sources) & set(self.calib.faces_used() if self.calib else ()))}
             report["checked_on"] = {**device_info().describe(), "runtime": runtime_class(self.target.name).version()}
             report["near_threshold"] = _near_threshold(reference, gate.threshold)
             return _adopt(best, out, {"mixed_precision": report})
@@ -144,14 +144,6 @@ class _Job:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
-
-
-def _calibration_sources(calib) -> list[str]:
-    if calib is None:
-        return []
-    if calib.smooth_maxima is not None and calib.profile:
-        return list(calib.profile["sources"])
-    return list(calib.sources)
 
 
 def _near_threshold(scores: np.ndarray, threshold: float, band: float = 0.05) -> dict:

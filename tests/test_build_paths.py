@@ -125,7 +125,7 @@ def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces()
         sets = build_sets(None, 8, VERIFY_SIZE, spec.preprocessing, spec.weights)
         assert sets.calibration.smooth_maxima is not None, f"{name}: no calibration profile shipped"
         assert sets.shared_sources() == [], name
-        assert "pkg_skimage" in sets.gate.sources and "pkg_skimage" not in sets.calibration_sources()
+        assert "pkg_skimage" in sets.gate.sources and "pkg_skimage" not in sets.calibration.faces_used()
 
 
 def test_a_data_folder_is_split_by_source_into_calibration_and_gate(tmp_path):
