@@ -134,18 +134,30 @@ def spread_over_sources(folder: Path, preprocessing, exclude: tuple[str, ...] = 
     return SpreadCrops(crops.images, crops.samples, order, crops.manifest_sha256)
 
 
-def split_sources(sources: list[str], gate_share: float = 0.34) -> tuple[set[str], set[str]]:
-    """Deterministic split of source names into (calibration, gate) by a hash of each name."""
-    ranked = sorted(sources, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
-    n_gate = max(1, round(len(ranked) * gate_share)) if len(ranked) > 1 else 0
-    return set(ranked[n_gate:]), set(ranked[:n_gate])
+def split_sources(counts: dict[str, int], gate_size: int) -> tuple[set[str], set[str]]:
+    """Deterministic split of sources into (calibration, gate): sources join the gate in the
+    order of a hash of their names until it holds ``gate_size`` images, leaving at least one
+    source (and half the images) to calibrate. A gate of a dozen faces would let one
+    near-threshold face fail a build (1/12 flips)."""
+    ranked = sorted(counts, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    gate: set[str] = set()
+    total, held = sum(counts.values()), 0
+    for source in ranked[:-1]:
+        if held >= gate_size or held + counts[source] > total / 2 and gate:
+            continue
+        gate.add(source)
+        held += counts[source]
+    return set(ranked) - gate, gate
 
 
 def from_data_dir(folder: Path, calibration_size: int, gate_size: int, preprocessing) -> BuildSets:
     from deepfake_sdk.training.data import read_manifest
 
-    sources = sorted({s.source for s in read_manifest(folder / "manifest.csv")})
-    calib_sources, gate_sources = split_sources(sources)
+    counts: dict[str, int] = {}
+    for sample in read_manifest(folder / "manifest.csv"):
+        counts[sample.source] = counts.get(sample.source, 0) + 1
+    sources = sorted(counts)
+    calib_sources, gate_sources = split_sources(counts, gate_size)
     tag = f"data:{folder.name}"
     if gate_sources:
         calib = spread_over_sources(folder, preprocessing, include=tuple(calib_sources))

@@ -138,8 +138,11 @@ def test_a_data_folder_is_split_by_source_into_calibration_and_gate(tmp_path):
     sets = build_sets(folder, 4, 6, pp)
     assert set(sets.calibration.sources).isdisjoint(sets.gate.sources) and sets.shared_sources() == []
     assert len(sets.calibration.crops) == 4 and len(sets.gate.crops) == 6
-    calib, gate = split_sources([f"s{i}" for i in range(9)])
-    assert len(gate) == 3 and calib.isdisjoint(gate) and split_sources([f"s{i}" for i in range(9)]) == (calib, gate)
+    counts = {f"s{i}": 10 * (i + 1) for i in range(9)}
+    calib, gate = split_sources(counts, 100)
+    assert calib.isdisjoint(gate) and calib | gate == set(counts) and split_sources(counts, 100) == (calib, gate)
+    assert 100 <= sum(counts[s] for s in gate) <= sum(counts.values()) / 2 + max(counts.values())
+    assert sum(counts[s] for s in calib) >= sum(counts.values()) / 2 - max(counts.values())
 
     (folder / "manifest_extra.csv").write_text((folder / "manifest.csv").read_text())
     held = holdout_folder(folder, per_source=3)
