@@ -185,6 +185,11 @@ def cmd_export(args) -> int:
     artifact = export(reference, args.target, precision=args.precision, calibration=args.calibration, out=args.out,
                       spec=spec, verify_on=verify, mixed_precision_steps=args.mixed_precision)
     print(f"{artifact.path}  ({artifact.size_bytes() / 1e6:.1f} MB, {artifact.target}, {artifact.precision})")
+    from .api import gate_failure
+
+    failure = gate_failure(artifact)
+    if failure:
+        print(f"warning: {failure}", file=sys.stderr)
     return EXIT_OK
 
 
