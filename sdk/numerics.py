@@ -59,7 +59,7 @@ def refresh(family: str, data: Path, targets: list[str], precisions: list[str], 
             if not runtime_class(target).is_available():
                 row["status"] = "exported and validated; prediction needs macOS/iOS"
             else:
-                result = verify(artifact, ref, data=data, policy=policy)
+                result = verify(artifact, ref, data=faces, policy=policy)
                 m = result.metrics
                 row.update(status="pass" if result.passed else "DRIFT: " + ", ".join(c.metric for c in result.failures),
                            runtime=result.runtime, pearson=m.pearson, spearman=m.spearman, flip_rate=m.flip_rate,
