@@ -206,6 +206,8 @@ def packaged_faces(size: int, preprocessing, seed: int = 1234, fake_every: int =
             arr = self_blend(arr, rng, preprocessing.margin)
         crops.append(np.asarray(jpeg_roundtrip(Image.fromarray(arr), preprocessing.jpeg_quality or 90)))
         labels.append(int(fake))
+    if not crops:
+        return np.zeros((0, preprocessing.size, preprocessing.size, 3), np.uint8), np.zeros(0, int)
     return np.stack(crops), np.array(labels)
 
 

@@ -148,3 +148,13 @@ def test_a_data_folder_is_split_by_source_into_calibration_and_gate(tmp_path):
     held = holdout_folder(folder, per_source=3)
     rows = (held / "manifest.csv").read_text().splitlines()[1:]
     assert len(rows) == 6 and all(r.startswith(str(folder.resolve())) for r in rows)
+
+
+def test_export_without_calibration_or_gate_uses_the_recorded_profile(tmp_path):
+    """``deepfake-sdk export gend-int8 --target onnx`` (no --calibration, no --verify)."""
+    from deepfake_sdk.quantization.calibration import calibration_set
+    from deepfake_sdk.zoo import get_spec
+
+    spec = get_spec("gend-int8")
+    calib = calibration_set(None, 8, spec.preprocessing, spec.weights)
+    assert len(calib.crops) == 8 and calib.smooth_maxima is not None and "pkg_skimage" not in calib.faces_used()
