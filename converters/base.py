@@ -1,13 +1,16 @@
 """The converter interface and what every converter shares.
 
-A converter turns a full-precision :class:`~deepfake_sdk.models.gend.GenD` into model file(s)
-inside a folder it is given, and returns the manifest fields only it knows (its model file,
-tool versions, quantization details). ``deepfake_sdk.export`` does the rest: the atomic folder,
-the calibration set, checksums and the shared manifest fields.
+A converter turns a full-precision :class:`~deepfake_sdk.models.contract.DetectorModel` into
+model file(s) inside a folder it is given, and returns the manifest fields only it knows (its
+model file, tool versions, quantization details). ``deepfake_sdk.export`` does the rest: the
+atomic folder, the calibration set, checksums and the shared manifest fields. Converters know a
+model only through the contract: which part INT8 covers and what stays float come from its
+``export_hints()``, never from module names written here.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import warnings
@@ -17,8 +20,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from ..models.contract import DetectorModel
+from ..quantization.sensitivity import linear_sensitivity
 
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("logits", "features")
@@ -26,7 +31,7 @@ OUTPUT_NAMES = ("logits", "features")
 
 @dataclass(frozen=True)
 class ExportRequest:
-    model: nn.Module  # GenD reference, eval mode
+    model: DetectorModel  # the full-precision reference, eval mode, input size fixed
     precision: str
     quantization: Any  # a quantization config dataclass
     calibration: np.ndarray | None  # (N, 3, H, W) float32, preprocessed like inference
@@ -50,39 +55,41 @@ class Converter(Protocol):
                           config: Any) -> dict[str, float]: ...
 
 
-def module_layer_sensitivity(artifact_dir: Path, calibration: np.ndarray, model: nn.Module,
+def module_layer_sensitivity(artifact_dir: Path, calibration: np.ndarray, model: DetectorModel,
                              config: Any) -> dict[str, float]:
     """``layer_sensitivity`` of the converters whose ``float_layers`` are PyTorch module names:
     INT8 simulated per Linear on the (smoothed) float model; the artifact itself is not needed."""
-    from ..quantization.sensitivity import linear_sensitivity
-
     return linear_sensitivity(model, calibration, config)
 
 
 class LogitsAndFeatures(nn.Module):
-    """Export wrapper: ``pixels -> (logits, unit-norm CLS feature)``.
+    """Export wrapper: ``pixels -> (logits, unit-norm feature)``, the contract's two outputs.
 
-    Exposing the feature lets parity checks compare embeddings, not only scores, and marks
-    where the float tail (L2-norm + head) begins for quantizers.
+    Exposing the feature lets parity checks compare embeddings, not only scores. Its submodule
+    is named ``model`` so exported nodes carry ``model.<module name>`` scopes.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: DetectorModel):
         super().__init__()
         self.model = model
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.model.backbone(pixels)
-        return self.model.head(feats), F.normalize(feats, p=2, dim=-1)
+        return self.model.logits_and_features(pixels)
 
 
-def deployable(model: nn.Module, size: int) -> nn.Module:
-    """A copy of ``model`` fixed to ``size`` px inputs (position embeddings pre-resized)."""
-    import copy
-
+def deployable(model: DetectorModel, size: int) -> DetectorModel:
+    """A copy of ``model`` fixed to ``size`` px inputs (e.g. position embeddings pre-resized)."""
     model = copy.deepcopy(model).eval()
-    backbone = model.backbone
-    backbone.embeddings.resize_to(size // backbone.config.patch_size)
+    model.fix_input_size(size)
     return model
+
+
+def float_parts(model: DetectorModel, config: Any) -> list[str]:
+    """What an INT8 recipe leaves float, for the manifest: the stem (when the first layer stays
+    float), the mixed-precision layers, and everything outside the quantized part."""
+    hints = model.export_hints()
+    stem = list(hints.stem) if config.keep_first_layer_float else []
+    return [*stem, *config.float_layers, f"everything outside {hints.quantized} (L2-norm, head)"]
 
 
 def example_input(size: int, batch: int = 1) -> torch.Tensor:

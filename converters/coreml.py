@@ -1,7 +1,7 @@
 """Core ML ``.mlpackage`` (ML program, iOS 17 / macOS 14+) for Apple devices.
 
-Precisions: ``fp32``/``fp16`` (compute precision), ``int8`` = W8A8 through PT2E on the backbone (head float) before conversion, and ``w8`` =
-weight-only 8-bit (``linear_quantize_weights``, per-channel symmetric) on the converted model.
+Precisions: ``fp32``/``fp16`` (compute precision), ``int8`` = W8A8 through PT2E on the model's
+quantized part (head float) before conversion, and ``w8`` = weight-only 8-bit (``linear_quantize_weights``, per-channel symmetric) on the converted model.
 
 Core ML *prediction* needs macOS. On Linux this converter still converts, saves, reloads the
 package without compiling it, counts its ops and weight dtypes, and, for W8A8, measures the
@@ -14,19 +14,20 @@ from __future__ import annotations
 import collections
 import importlib.metadata
 
+import coremltools as ct
 import numpy as np
 import torch
+from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
 
-from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
-from .base import module_layer_sensitivity
+from ..quantization.pt2e import quantize_part
+from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts
+from .base import module_layer_sensitivity, quiet_tools
 
 MODEL_FILE = "model.mlpackage"
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
-    import coremltools as ct
-
     model, details = request.model, {}
     if request.precision == "int8":
         model, details = _quantize_w8a8(request)
@@ -53,23 +54,16 @@ def export(request: ExportRequest) -> ExportResult:
 
 def _quantize_w8a8(request: ExportRequest):
     """W8A8 through PT2E. coremltools' own ``CoreMLQuantizer`` imports
-    ``torch.ao.quantization.quantizer``, which torch 2.13 no longer has; the backbone is therefore
-    annotated with the XNNPACK quantizer's symmetric config (per-channel INT8 weights, INT8
+    ``torch.ao.quantization.quantizer``, which torch 2.13 no longer has; the quantized part is
+    therefore annotated with the XNNPACK quantizer's symmetric config (per-channel INT8 weights, INT8
     activations), whose Q/DQ pairs ``ct.convert`` lowers to Core ML quantize/dequantize ops."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-
-    from ..quantization.pt2e import quantize_backbone
-
     per_channel = request.quantization.per_channel
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
     float_layers = request.quantization.float_layers
-    quantized = quantize_backbone(request.model, quantizer, request.calibration, float_layers=float_layers,
-                                   keep_embeddings_float=request.quantization.keep_first_layer_float)
+    quantized = quantize_part(request.model, quantizer, request.calibration, float_layers=float_layers,
+                              keep_stem_float=request.quantization.keep_first_layer_float)
     return quantized, {"engine": "pt2e", "quantizer": "XNNPACKQuantizer (symmetric)", "scheme": "W8A8",
-                       "per_channel": per_channel, "float": [*float_layers, "l2norm", "head"],
+                       "per_channel": per_channel, "float": float_parts(request.model, request.quantization),
                        "simulated": simulate(request.model, quantized, request.calibration)}
 
 
@@ -86,8 +80,6 @@ def simulate(reference, quantized, calibration: np.ndarray) -> dict:
 
 def validate_package(path) -> dict:
     """What can be checked without macOS: it reloads, its ops, and its weights' dtypes."""
-    import coremltools as ct
-
     mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
     spec = mlmodel.get_spec()
     ops: collections.Counter = collections.Counter()

@@ -1,27 +1,30 @@
 """ExecuTorch ``.pte`` lowered to XNNPACK (Android, iOS, embedded Linux CPUs).
 
-INT8: the backbone goes through PT2E with ``XNNPACKQuantizer`` (symmetric, per-channel weights)
-on its Linear layers and is swapped back beside the float head; by default (the target's row)
-activations are quantized dynamically per inference (XNNPACK's qd8 x qc8w kernels). Static
-INT8 here also rounds each Linear's output to one scale: Pearson 0.975 vs 0.9997 dynamic. the whole model is then exported at batch 1 and
-lowered with ``XnnpackPartitioner``. Ops XNNPACK does not take (LayerNorm, some copies) run in
-ExecuTorch's portable kernels.
+INT8: the model's quantized part goes through PT2E with ``XNNPACKQuantizer`` (symmetric,
+per-channel weights) on its Linear layers and is swapped back beside the float head; by default
+(the target's row) activations are quantized dynamically per inference (XNNPACK's qd8 x qc8w
+kernels). Static INT8 here also rounds each Linear's output to one scale: Pearson 0.975 vs
+0.9997 dynamic on gend. The whole model is then exported at batch 1 and lowered with
+``XnnpackPartitioner``. Ops XNNPACK does not take (LayerNorm, some copies) run in ExecuTorch's
+portable kernels.
 """
 from __future__ import annotations
 
 import importlib.metadata
 
 import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+from executorch.exir import to_edge_transform_and_lower
 
-from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, module_layer_sensitivity, quiet_tools
+from ..quantization.pt2e import quantize_part
+from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts, module_layer_sensitivity
+from .base import quiet_tools
 
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
     model = request.model
     details: dict = {}
     if request.precision == "int8":
@@ -37,22 +40,14 @@ def export(request: ExportRequest) -> ExportResult:
 
 
 def _quantize(model, request: ExportRequest):
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-
-    from ..quantization.pt2e import quantize_backbone
-
     cfg = request.quantization
     scheme = get_symmetric_quantization_config(is_per_channel=cfg.per_channel, is_dynamic=cfg.activations == "dynamic")
     quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, scheme)
-    quantized = quantize_backbone(model, quantizer, request.calibration, keep_embeddings_float=cfg.keep_first_layer_float,
-                                  float_layers=cfg.float_layers)
+    quantized = quantize_part(model, quantizer, request.calibration, keep_stem_float=cfg.keep_first_layer_float,
+                              float_layers=cfg.float_layers)
     return quantized, {
         "engine": "pt2e", "quantizer": "XNNPACKQuantizer", "per_channel": cfg.per_channel,
-        "activations": cfg.activations, "quantized": ["Linear"],
-        "float": ["patch_embeddings", *cfg.float_layers, "l2norm", "head"]}
+        "activations": cfg.activations, "quantized": ["Linear"], "float": float_parts(model, cfg)}
 
 
 def _tool_versions() -> dict[str, str]:

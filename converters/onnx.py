@@ -9,8 +9,8 @@ static QDQ gave 0.987 and 4/128 (docs/targets.md). ``activations="static"`` keep
 
 Route measured on this project's machines (see docs/targets.md):
 ``torch.onnx.export(dynamo=True)`` -> drop ``value_info`` -> ``quant_pre_process`` ->
-``quantize_static`` (QDQ, per-channel weights, MatMul/Gemm/Conv) with the tail (everything after
-the backbone's final LayerNorm: CLS pick, L2-norm, head) excluded so it stays float.
+``quantize_static`` (QDQ, per-channel weights, MatMul/Gemm/Conv) with every node outside the
+model's quantized part (its export hints: the L2-norm and head) excluded so the tail stays float.
 
 Two settings carry most of the accuracy (gend, 618 crops, logit RMSE vs FP32):
 * only the *inputs* of MatMul/Conv are quantized. By default ORT also puts a Q/DQ pair on each
@@ -19,12 +19,25 @@ Two settings carry most of the accuracy (gend, 618 crops, logit RMSE vs FP32):
 """
 from __future__ import annotations
 
-import contextlib
+import ast
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime
+import onnxscript
 import torch
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+from onnxruntime.quantization.qdq_loss_debug import (
+    collect_activations,
+    create_activation_matching,
+    modify_model_output_intermediate_tensors,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from ..models.contract import ExportHints
 from ..quantization.sensitivity import sqnr_db
 from .base import (
     INPUT_NAME,
@@ -50,15 +63,14 @@ def export(request: ExportRequest) -> ExportResult:
     if request.precision != "int8":
         raise ValueError(f"the onnx target writes fp32 or int8, not {request.precision!r}")
     quantize = quantize_blockwise if request.quantization.activations == "dynamic" else quantize_int8
-    details = quantize(fp32_path, request.out_dir / "model.onnx", request.calibration, request.quantization)
+    details = quantize(fp32_path, request.out_dir / "model.onnx", request.calibration, request.quantization,
+                       request.model.export_hints())
     fp32_path.unlink()
     return ExportResult("model.onnx", tools, details)
 
 
 def export_fp32(model: torch.nn.Module, size: int, path: Path) -> None:
     """Dynamic-batch ONNX graph with outputs ``logits`` and ``features``."""
-    import onnx
-
     wrapper = LogitsAndFeatures(model).eval()
     batch = torch.export.Dim("batch", min=1, max=256)
     with quiet_tools():
@@ -81,33 +93,29 @@ def export_fp32(model: torch.nn.Module, size: int, path: Path) -> None:
 
 def activation_matmuls(model_path: Path) -> list[str]:
     """MatMul nodes with no weight operand (attention's Q.K^T and softmax.V)."""
-    import onnx
-
     graph = onnx.load(str(model_path)).graph
     weights = {t.name for t in graph.initializer}
     return [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
 
 
-def first_layer(model_path: Path) -> list[str]:
-    """The patch embedding: the first Conv of the graph."""
-    import onnx
+def _owner(node) -> str | None:
+    """PyTorch module name a node was exported from (``backbone.encoder.layer.0.mlp.fc1``);
+    None for the export wrapper's own ops."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    # scopes run outermost first ('', 'model.backbone', ...) and end with the fx node's name
+    modules = [s for s in ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")) if s.startswith("model.")]
+    return modules[-1].removeprefix("model.") if modules else None
 
-    return [n.name for n in onnx.load(str(model_path)).graph.node if n.op_type == "Conv"][:1]
+
+def outside_nodes(model_path: Path, hints: ExportHints) -> list[str]:
+    """Nodes outside the model's quantized part: the float tail (L2-norm, head)."""
+    return [n.name for n in onnx.load(str(model_path)).graph.node
+            if (owner := _owner(n)) is None or not hints.inside(owner)]
 
 
-def tail_nodes(model_path: Path) -> list[str]:
-    """Names of the nodes downstream of the backbone's last LayerNormalization."""
-    import onnx
-
-    nodes = list(onnx.load(str(model_path)).graph.node)
-    last_ln = max(i for i, n in enumerate(nodes) if n.op_type == "LayerNormalization")
-    produced = set(nodes[last_ln].output)
-    tail = []
-    for node in nodes[last_ln + 1 :]:
-        if produced.intersection(node.input):
-            tail.append(node.name)
-            produced.update(node.output)
-    return tail
+def stem_nodes(model_path: Path, hints: ExportHints) -> list[str]:
+    """Nodes of the hints' stem (a ViT's patch embedding), float under ``keep_first_layer_float``."""
+    return [n.name for n in onnx.load(str(model_path)).graph.node if (owner := _owner(n)) and hints.in_stem(owner)]
 
 
 class _Reader:
@@ -125,45 +133,35 @@ class _Reader:
 
 def module_nodes(model_path: Path) -> dict[str, list[str]]:
     """PyTorch module name (``backbone.encoder.layer.0.mlp.fc1``) -> the ONNX nodes it exported to."""
-    import ast
-
-    import onnx
-
     out: dict[str, list[str]] = {}
     for node in onnx.load(str(model_path)).graph.node:
-        meta = {p.key: p.value for p in node.metadata_props}
-        # scopes run outermost first ('', 'model.backbone', ...) and end with the fx node's name
-        modules = [s for s in ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")) if s.startswith("model.")]
-        if modules:
-            out.setdefault(modules[-1].removeprefix("model."), []).append(node.name)
+        owner = _owner(node)
+        if owner:
+            out.setdefault(owner, []).append(node.name)
     return out
 
 
-def _float_layer_nodes(model_path: Path, layers: tuple[str, ...]) -> list[str]:
+def _float_layer_nodes(model_path: Path, layers: tuple[str, ...], hints: ExportHints) -> list[str]:
     """Node names of ``layers``: module names are mapped, node names pass through."""
     by_module = module_nodes(model_path)
     nodes = []
     for layer in layers:
         if layer in by_module:
             nodes += by_module[layer]
-        elif layer.startswith("backbone."):
+        elif hints.inside(layer):
             raise ValueError(f"float layer {layer!r} matches no node of the exported graph")
         else:
             nodes.append(layer)
     return nodes
 
 
-def quantize_blockwise(fp32_path: Path, out_path: Path, calibration, cfg) -> dict:
+def quantize_blockwise(fp32_path: Path, out_path: Path, calibration, cfg, hints: ExportHints) -> dict:
     """8-bit ``MatMulNBits`` per block (int8 compute, activations quantized at run time)."""
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     prep_path = fp32_path.with_name("model_prep.onnx")
     with quiet_tools():
         quant_pre_process(str(fp32_path), str(prep_path), skip_symbolic_shape=True)
-    excluded = (tail_nodes(prep_path) if cfg.keep_tail_float else []) + activation_matmuls(prep_path)
-    excluded += _float_layer_nodes(prep_path, cfg.float_layers)
+    excluded = (outside_nodes(prep_path, hints) if cfg.keep_tail_float else []) + activation_matmuls(prep_path)
+    excluded += _float_layer_nodes(prep_path, cfg.float_layers, hints)
     algo = DefaultWeightOnlyQuantConfig(block_size=cfg.block_size, is_symmetric=cfg.weight_symmetric,
                                         accuracy_level=4, bits=8)
     with quiet_tools():
@@ -176,22 +174,19 @@ def quantize_blockwise(fp32_path: Path, out_path: Path, calibration, cfg) -> dic
             "float_layers": list(cfg.float_layers)}
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg) -> dict:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg, hints: ExportHints) -> dict:
     if calibration is None or not len(calibration):
         raise ValueError("static INT8 needs calibration crops")
     weight_type = QuantType.QUInt8 if cfg.saturation_safe else QuantType.QInt8
     prep_path = fp32_path.with_name("model_prep.onnx")
     with quiet_tools():
         quant_pre_process(str(fp32_path), str(prep_path), skip_symbolic_shape=True)
-    excluded = tail_nodes(prep_path) if cfg.keep_tail_float else []
+    excluded = outside_nodes(prep_path, hints) if cfg.keep_tail_float else []
     if not cfg.quantize_attention_matmuls:
         excluded += activation_matmuls(prep_path)
     if cfg.keep_first_layer_float:
-        excluded += first_layer(prep_path)
-    excluded += _float_layer_nodes(prep_path, cfg.float_layers)
+        excluded += stem_nodes(prep_path, hints)
+    excluded += _float_layer_nodes(prep_path, cfg.float_layers, hints)
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     with quiet_tools():
@@ -216,18 +211,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray, cfg)
 
 
 def _tool_versions() -> dict[str, str]:
-    import onnx
-
-    versions = {"torch": torch.__version__, "onnx": onnx.__version__}
-    with contextlib.suppress(ImportError):
-        import onnxruntime
-
-        versions["onnxruntime"] = onnxruntime.__version__
-    with contextlib.suppress(ImportError):
-        import onnxscript
-
-        versions["onnxscript"] = onnxscript.__version__
-    return versions
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "onnxscript": onnxscript.__version__}
 
 
 def layer_sensitivity(artifact_dir: Path, calibration: np.ndarray, model=None, config=None) -> dict[str, float]:
@@ -244,15 +229,6 @@ def qdq_sensitivity(artifact_dir: Path, calibration: np.ndarray) -> dict[str, fl
     Uses ONNX Runtime's QDQ debugging helpers on the artifact's own INT8 graph; the result is
     keyed by node name, as ``Int8Config.float_layers`` expects.
     """
-    import tempfile
-
-    import onnx
-    from onnxruntime.quantization.qdq_loss_debug import (
-        collect_activations,
-        create_activation_matching,
-        modify_model_output_intermediate_tensors,
-    )
-
     qdq_path = Path(artifact_dir) / "model.onnx"
     graph = onnx.load(str(qdq_path)).graph
     weights = {t.name for t in graph.initializer}

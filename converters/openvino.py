@@ -17,25 +17,26 @@ activation x activation products stay float, and with ``saturation_safe`` the we
 """
 from __future__ import annotations
 
-import contextlib
 import re
 
+import nncf
 import numpy as np
+import openvino as ov
 import torch
+from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+from nncf.quantization.advanced_parameters import OverflowFix
 
+from ..models.contract import ExportHints
 from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
 from .base import module_layer_sensitivity
 
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names, matched in node names
 
-TAIL_PATTERN = r".*model\.head.*"
-ATTENTION_PRODUCTS_PATTERN = r".*aten::bmm.*"  # Q.K^T and softmax.V (sdk/models/vit.py uses bmm)
-FIRST_LAYER_PATTERN = r".*patch_embeddings.*"
+# Activation x activation products (a ViT's Q.K^T and softmax.V), traced from torch.bmm.
+ATTENTION_PRODUCTS_PATTERN = r".*aten::bmm.*"
 
 
 def export(request: ExportRequest) -> ExportResult:
-    import openvino as ov
-
     wrapper = LogitsAndFeatures(request.model).eval()
     size = request.input_size
     with torch.no_grad(), quiet_tools():
@@ -44,10 +45,11 @@ def export(request: ExportRequest) -> ExportResult:
     for output, name in zip(model.outputs, OUTPUT_NAMES):
         output.get_tensor().set_names({name})
     details: dict = {}
+    hints = request.model.export_hints()
     if request.precision == "int8" and request.quantization.activations == "dynamic":
-        model, details = _compress_weights(model, request.quantization)
+        model, details = _compress_weights(model, request.quantization, hints)
     elif request.precision == "int8":
-        model, details = _quantize(model, request.calibration, request.quantization)
+        model, details = _quantize(model, request.calibration, request.quantization, hints)
     ov.save_model(model, str(request.out_dir / "model.xml"), compress_to_fp16=request.precision == "fp16")
     return ExportResult("model.xml", _tool_versions(), details)
 
@@ -55,17 +57,20 @@ def export(request: ExportRequest) -> ExportResult:
 DYNAMIC_GROUP_SIZE = 32  # channels per run-time activation scale (CPU plugin)
 
 
-def _ignored_patterns(cfg) -> list[str]:
-    patterns = ([TAIL_PATTERN] if cfg.keep_tail_float else []) + ([FIRST_LAYER_PATTERN] if cfg.keep_first_layer_float else [])
+def _ignored_patterns(cfg, hints: ExportHints) -> list[str]:
+    """NNCF ignored-scope patterns. Traced node names carry the module path
+    (``__module.model.backbone.encoder.layer.0.mlp.fc1/aten::linear/MatMul``): the tail is every
+    node outside ``model.<quantized>``, the stem and float layers are matched by their paths."""
+    patterns = [rf"(?!.*model\.{re.escape(hints.quantized)}[./]).*"] if cfg.keep_tail_float else []
+    if cfg.keep_first_layer_float:
+        patterns += [rf".*model\.{re.escape(stem)}[./].*" for stem in hints.stem]
     if not cfg.quantize_attention_matmuls:
         patterns.append(ATTENTION_PRODUCTS_PATTERN)
     return patterns + [rf".*{re.escape(layer)}/.*" for layer in cfg.float_layers]
 
 
-def _compress_weights(model, cfg):
-    import nncf
-
-    ignored = nncf.IgnoredScope(patterns=_ignored_patterns(cfg), validate=False)
+def _compress_weights(model, cfg, hints: ExportHints):
+    ignored = nncf.IgnoredScope(patterns=_ignored_patterns(cfg, hints), validate=False)
     with quiet_tools():
         compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM, ignored_scope=ignored)
     return compressed, {"engine": "nncf.compress_weights", "mode": "int8_sym", "ignored_scope": ignored.patterns,
@@ -73,18 +78,11 @@ def _compress_weights(model, cfg):
                         "runtime_config": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": str(DYNAMIC_GROUP_SIZE)}}
 
 
-def _quantize(model, calibration: np.ndarray, cfg):
-    import nncf
-    from nncf.quantization.advanced_parameters import (
-        AdvancedQuantizationParameters,
-        AdvancedSmoothQuantParameters,
-        OverflowFix,
-    )
-
+def _quantize(model, calibration: np.ndarray, cfg, hints: ExportHints):
     if calibration is None or not len(calibration):
         raise ValueError("static INT8 needs calibration crops")
     dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
-    ignored = nncf.IgnoredScope(patterns=_ignored_patterns(cfg), validate=False)
+    ignored = nncf.IgnoredScope(patterns=_ignored_patterns(cfg, hints), validate=False)
     advanced = AdvancedQuantizationParameters(
         overflow_fix=OverflowFix.ENABLE if cfg.saturation_safe else OverflowFix.DISABLE,
         smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1, convolution=-1),
@@ -105,11 +103,4 @@ def _quantize(model, calibration: np.ndarray, cfg):
 
 
 def _tool_versions() -> dict[str, str]:
-    import openvino
-
-    versions = {"torch": torch.__version__, "openvino": openvino.__version__}
-    with contextlib.suppress(ImportError):
-        import nncf
-
-        versions["nncf"] = nncf.__version__
-    return versions
+    return {"torch": torch.__version__, "openvino": ov.__version__, "nncf": nncf.__version__}

@@ -1,25 +1,29 @@
 """TFLite / LiteRT ``.tflite`` (Android, Coral-class edge boxes, MCUs with LiteRT Micro).
 
-Converted by ``litert_torch`` (no TensorFlow needed). INT8: the backbone goes through PT2E with
-LiteRT's ``PT2EQuantizer`` (symmetric, per-channel weights) and is swapped back beside the float
-head. By default (the target's row) activations are dynamic: LiteRT's static INT8 rounds each
-layer's output to one scale and DINOv2's outlier channels cost 0.95 Pearson (0.9995 dynamic); the converter is told the graph is PT2E-quantized so Q/DQ pairs become INT8 kernels.
-Exported at batch 1.
+Converted by ``litert_torch`` (no TensorFlow needed). INT8: the model's quantized part goes
+through PT2E with LiteRT's ``PT2EQuantizer`` (symmetric, per-channel weights) and is swapped
+back beside the float head. By default (the target's row) activations are dynamic: LiteRT's
+static INT8 rounds each layer's output to one scale and DINOv2's outlier channels cost 0.95
+Pearson (0.9995 dynamic); the converter is told the graph is PT2E-quantized so Q/DQ pairs
+become INT8 kernels. Exported at batch 1.
 """
 from __future__ import annotations
 
 import importlib.metadata
 
+import litert_torch
 import torch
+from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+from litert_torch.quantize.quant_config import QuantConfig
 
-from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, module_layer_sensitivity, quiet_tools
+from ..quantization.pt2e import quantize_part
+from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts, module_layer_sensitivity
+from .base import quiet_tools
 
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
-    import litert_torch
-
     model, quant_config, details = request.model, None, {}
     if request.precision == "int8":
         model, quant_config, details = _quantize(request)
@@ -33,19 +37,14 @@ def export(request: ExportRequest) -> ExportResult:
 
 
 def _quantize(request: ExportRequest):
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from litert_torch.quantize.quant_config import QuantConfig
-
-    from ..quantization.pt2e import quantize_backbone
-
     cfg = request.quantization
     dynamic = cfg.activations == "dynamic"
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=cfg.per_channel,
                                                                             is_dynamic=dynamic))
-    model = quantize_backbone(request.model, quantizer, request.calibration, fold_quantize=False,
-                               keep_embeddings_float=cfg.keep_first_layer_float, float_layers=cfg.float_layers)
+    model = quantize_part(request.model, quantizer, request.calibration, fold_quantize=False,
+                          keep_stem_float=cfg.keep_first_layer_float, float_layers=cfg.float_layers)
     details = {"engine": "pt2e", "quantizer": "litert PT2EQuantizer", "per_channel": cfg.per_channel,
-               "activations": cfg.activations, "float": [*cfg.float_layers, "l2norm", "head"]}
+               "activations": cfg.activations, "float": float_parts(request.model, cfg)}
     return model, QuantConfig(pt2e_quantizer=quantizer), details
 
 

@@ -17,12 +17,21 @@ source**: parity on faces from the calibration's own sources overstates it (issu
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from ..artifact import atomic_path
+from ..imageio import jpeg_roundtrip
+from ..paths import package_weights_dir
+from ..training.data import read_manifest, spread_over_sources
+from ..training.sbi import self_blend
+from .profile import PACKAGED_PHOTO_SOURCES, load_profile
 
 DATA_ENV = "DEEPFAKE_SDK_DATA"  # where tests and benchmarks find real faces; not a build input
 
@@ -80,7 +89,7 @@ def default_data_dir() -> Path | None:
     return None
 
 
-def build_sets(source, calibration_size: int, gate_size: int, preprocessing, weights: str | None = None) -> BuildSets:
+def build_sets(source, calibration_size: int, gate_size: int, preprocessing, weights: Path | None = None) -> BuildSets:
     """Resolve ``calibration=`` into disjoint calibration and gate sets (see the module doc)."""
     if isinstance(source, np.ndarray):
         return BuildSets(CalibrationSet(source[:calibration_size], "array", ("array:calibration",)),
@@ -91,14 +100,12 @@ def build_sets(source, calibration_size: int, gate_size: int, preprocessing, wei
     return packaged_sets(calibration_size, gate_size, preprocessing, weights)
 
 
-def calibration_set(source, size: int, preprocessing, weights: str | None = None) -> CalibrationSet:
+def calibration_set(source, size: int, preprocessing, weights: Path | None = None) -> CalibrationSet:
     """The calibration half of :func:`build_sets` (``export`` without a build gate)."""
     return build_sets(source, size, 0, preprocessing, weights).calibration
 
 
-def packaged_sets(calibration_size: int, gate_size: int, preprocessing, weights: str | None) -> BuildSets:
-    from .profile import PACKAGED_PHOTO_SOURCES, load_profile
-
+def packaged_sets(calibration_size: int, gate_size: int, preprocessing, weights: Path | None) -> BuildSets:
     profile = load_profile(weights)
     photo = ("packaged:astronaut",)
     calib = packaged(calibration_size, preprocessing, seed=1234)
@@ -108,30 +115,6 @@ def packaged_sets(calibration_size: int, gate_size: int, preprocessing, weights:
     gate = packaged(gate_size, preprocessing, seed=1234 + calibration_size)
     gate_sources = photo + (PACKAGED_PHOTO_SOURCES if profile is not None else ())
     return BuildSets(calib, CalibrationSet(gate.crops, gate.source, gate_sources))
-
-
-@dataclass(frozen=True)
-class SpreadCrops:
-    images: np.ndarray
-    samples: list
-    order: list[int]  # indices, round-robin over sources, evenly spaced within each
-    manifest_sha256: str
-
-
-def spread_over_sources(folder: Path, preprocessing, exclude: tuple[str, ...] = (),
-                        include: tuple[str, ...] | None = None) -> SpreadCrops:
-    from deepfake_sdk.training.data import build_crops
-
-    crops = build_crops(folder, preprocessing.size, preprocessing.margin)
-    by_source: dict[str, list[int]] = {}
-    for i, s in enumerate(crops.samples):
-        if s.source not in exclude and (include is None or s.source in include):
-            by_source.setdefault(s.source, []).append(i)
-    spaced = [np.array(idx)[np.argsort((np.arange(len(idx)) * 0.618) % 1.0)] for idx in by_source.values()]
-    order: list[int] = []
-    for rank in range(max((len(s) for s in spaced), default=0)):
-        order += [int(s[rank]) for s in spaced if rank < len(s)]
-    return SpreadCrops(crops.images, crops.samples, order, crops.manifest_sha256)
 
 
 def split_sources(counts: dict[str, int], gate_size: int) -> tuple[set[str], set[str]]:
@@ -151,8 +134,6 @@ def split_sources(counts: dict[str, int], gate_size: int) -> tuple[set[str], set
 
 
 def from_data_dir(folder: Path, calibration_size: int, gate_size: int, preprocessing) -> BuildSets:
-    from deepfake_sdk.training.data import read_manifest
-
     counts: dict[str, int] = {}
     for sample in read_manifest(folder / "manifest.csv"):
         counts[sample.source] = counts.get(sample.source, 0) + 1
@@ -182,12 +163,6 @@ def packaged(size: int, preprocessing, seed: int = 1234) -> CalibrationSet:
 
 def packaged_faces(size: int, preprocessing, seed: int = 1234, fake_every: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """``size`` augmented crops of the packaged face and their labels (1 = self-blended fake)."""
-    from PIL import Image, ImageEnhance, ImageFilter
-
-    from deepfake_sdk.imageio import jpeg_roundtrip
-    from deepfake_sdk.paths import package_weights_dir
-    from deepfake_sdk.training.sbi import self_blend
-
     base = Image.open(package_weights_dir() / "calibration_face.jpg").convert("RGB")
     base = base.resize((preprocessing.size, preprocessing.size), Image.Resampling.BICUBIC)
     rng = np.random.default_rng(seed)
@@ -218,12 +193,6 @@ def write_packaged_set(out: str | Path, count: int, preprocessing, seed: int = 4
     ``reference build`` / ``verify`` run end to end anywhere. Half the faces are self-blended
     fakes. It checks plumbing and numeric drift, not detection quality.
     """
-    import csv
-
-    from PIL import Image
-
-    from deepfake_sdk.artifact import atomic_path
-
     crops, labels = packaged_faces(count, preprocessing, seed, fake_every=2)
     out = Path(out)
     with atomic_path(out, is_dir=True) as tmp:

@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Union
 
-from deepfake_sdk.errors import UsageError
+from ..errors import UsageError
+from ..targets import get_target
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,5 @@ def config_for(precision: str, target: str | None = None) -> QuantConfig:
     if precision not in configs:
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
-        from deepfake_sdk.targets import get_target
-
         return Int8Config(activations=get_target(target).int8_activations)
     return configs[precision]

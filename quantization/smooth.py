@@ -1,10 +1,11 @@
-"""SmoothQuant (Xiao et al., ICML 2023) for our ViT: move activation outliers into weights.
+"""SmoothQuant (Xiao et al., ICML 2023): move activation outliers into weights.
 
-DINOv2's LayerNorm outputs have a few channels hundreds of times larger than the rest; with one
-scale per activation tensor, INT8 then spends its range on those channels and the others lose
-resolution. For every Linear fed by a LayerNorm (q/k/v after ``norm1``, ``fc1`` after
-``norm2``) we divide the LayerNorm's affine parameters by a per-channel ``s`` and multiply the
-Linear's input columns by ``s``: the float model is unchanged, activations become flatter.
+ViT LayerNorm outputs (DINOv2's, CLIP's) have a few channels hundreds of times larger than the
+rest; with one scale per activation tensor, INT8 then spends its range on those channels and
+the others lose resolution. For every Linear fed by a LayerNorm (the pairs a model's export
+hints list: in a ViT, q/k/v after a block's first norm, fc1 after its second) we divide the
+LayerNorm's affine parameters by a per-channel ``s`` and multiply the Linear's input columns
+by ``s``: the float model is unchanged, activations become flatter.
 ``s_j = max|X_j|^a / max|W_j|^(1-a)``. The activation maxima ``max|X_j|`` are the only thing
 the recipe learns from faces: :func:`activation_maxima` measures them on calibration crops, and
 a recorded set (``quantization.profile``) lets every machine smooth identically without data.
@@ -14,19 +15,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..models.contract import DetectorModel
 
-def smoothing_pairs(model: torch.nn.Module) -> dict[str, list[str]]:
-    """LayerNorm module name -> the Linear module names it feeds (the pairs SmoothQuant folds)."""
-    pairs = {}
-    for i, block in enumerate(model.backbone.encoder.layer):
-        base = f"backbone.encoder.layer.{i}"
-        pairs[f"{base}.norm1"] = [f"{base}.attention.attention.{p}" for p in ("query", "key", "value")]
-        pairs[f"{base}.norm2"] = [f"{base}.mlp.fc1"]
-    return pairs
+
+def smoothing_pairs(model: DetectorModel) -> dict[str, list[str]]:
+    """LayerNorm module name -> the Linear module names it feeds (the pairs SmoothQuant folds),
+    as the model's export hints give them."""
+    return model.export_hints().smoothing_pairs()
 
 
 @torch.no_grad()
-def activation_maxima(model: torch.nn.Module, calibration: np.ndarray, batch: int = 16) -> dict[str, torch.Tensor]:
+def activation_maxima(model: DetectorModel, calibration: np.ndarray, batch: int = 16) -> dict[str, torch.Tensor]:
     """Per-channel max |output| of every smoothed LayerNorm over ``calibration`` (N, 3, H, W)."""
     maxima: dict[str, torch.Tensor] = {}
     hooks = []
@@ -45,7 +44,7 @@ def activation_maxima(model: torch.nn.Module, calibration: np.ndarray, batch: in
 
 
 @torch.no_grad()
-def smooth(model: torch.nn.Module, calibration: np.ndarray | None = None, alpha: float = 0.5,
+def smooth(model: DetectorModel, calibration: np.ndarray | None = None, alpha: float = 0.5,
            maxima: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
     """Rescale ``model`` in place (returns it); outputs are unchanged up to float rounding.
 

@@ -6,6 +6,7 @@ finds it through the target table, so callers never import a runtime module by h
 from __future__ import annotations
 
 import importlib
+import platform
 import threading
 from abc import ABC, abstractmethod
 
@@ -71,6 +72,22 @@ def per_sample(run_one, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | Non
 def runtime_class(target: str) -> type[Runtime]:
     module = importlib.import_module(f"deepfake_sdk.runtimes.{get_target(target).runtime}")
     return module.RUNTIME
+
+
+def require_runtime(target: str) -> None:
+    """Raise :class:`MissingDependencyError` saying how to get ``target``'s runtime here (or that
+    its artifacts predict only on another OS)."""
+    if runtime_class(target).is_available():
+        return
+    if not get_target(target).predicts_on_linux and platform.system() != "Darwin":
+        raise MissingDependencyError(
+            f"{target!r} artifacts predict only on macOS/iOS; on {platform.system()} you can export "
+            f"and validate them (deepfake-sdk export gend-int8 --target {target}) but not run them"
+        )
+    raise MissingDependencyError(
+        f"the {target!r} runtime ({runtime_class(target).package}) is not installed here: "
+        f"pip install 'deepfake-sdk[{get_target(target).extra}]'"
+    )
 
 
 def runtime_for(artifact: Artifact) -> Runtime:

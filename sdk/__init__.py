@@ -17,10 +17,11 @@ from .errors import (  # noqa: E402
     MissingDependencyError,
     UnknownModelError,
 )
-from .zoo import ModelSpec, Preprocessing, get_spec, list_models, register_model  # noqa: E402
+from .zoo import ModelSpec, Preprocessing, get_spec, list_families, list_models, register_model  # noqa: E402
+from . import models  # noqa: E402,F401  (each family registers its zoo entries; no torch import)
 
 __all__ = [
-    "__version__", "load", "export", "create_model", "list_models", "get_spec", "register_model",
+    "__version__", "load", "export", "create_model", "list_models", "list_families", "get_spec", "register_model",
     "ModelSpec", "Preprocessing", "DeepfakeSDKError", "InvalidImageError", "UnknownModelError",
     "MissingDependencyError", "ArtifactError", "verify", "build_reference",
 ]

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from filelock import FileLock, Timeout
+
 from . import __version__
 from .errors import ArtifactError
 from .jsonio import dumps, plain
@@ -36,8 +38,6 @@ def build_lock(dest: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     nobody else can be writing them. The lock file itself is an OS lock (released by the
     kernel if the holder dies), so a SIGKILLed build never blocks the next one.
     """
-    from filelock import FileLock, Timeout
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(dest.parent / f".{dest.name}.lock"))

@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PIL import Image, ImageDraw
 
+from .build import ensure_artifact
+from .detector import TorchBackend, softmax_fake
+from .metrics import roc_auc
+from .models.factory import create_model
 from .preprocess import to_batch
+from .runtimes.base import runtime_class, runtime_for
+from .targets import get_target
+from .zoo import get_spec, with_precision
 
 Run = Callable[[np.ndarray], object]
 
@@ -33,6 +41,7 @@ class BenchmarkRow:
     auc_delta: float | None
     status: str  # "ok", or why the row has no numbers
     ratio_to_fp32: float | None = None  # latency / FP32 latency of the same target, same rounds
+    model: str = ""  # zoo base name (gend-clip-b16), when a run covers several models
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,9 +72,7 @@ def interleaved_latency(runs: list[Run], sample: np.ndarray, rounds: int, warmup
 
 
 def _scores(run: Run, batch: np.ndarray) -> np.ndarray:
-    from .detector import _softmax_fake
-
-    return np.concatenate([_softmax_fake(np.asarray(run(batch[i : i + 16]))) for i in range(0, len(batch), 16)])
+    return np.concatenate([softmax_fake(np.asarray(run(batch[i : i + 16]))) for i in range(0, len(batch), 16)])
 
 
 @dataclass
@@ -79,14 +86,9 @@ class _Candidate:
 
 
 def benchmark(targets: list[str], precisions: list[str], crops: np.ndarray, labels: np.ndarray | None,
-              calibration=None, repeats: int = 20, model_name: str = "gend") -> list[BenchmarkRow]:
-    """Rows for the PyTorch reference and every (target, precision) pair."""
-    from . import create_model
-    from .detector import TorchBackend
-    from .metrics import roc_auc
-    from .zoo import get_spec
-
-    spec = get_spec(f"{model_name}-fp32")
+              calibration=None, repeats: int = 20, model_name: str = "gend-fp32") -> list[BenchmarkRow]:
+    """Rows for the PyTorch reference and every (target, precision) pair of one zoo model."""
+    spec = get_spec(f"{get_spec(model_name).base_name}-fp32")
     batch = to_batch(crops, spec.preprocessing)
     torch_run = TorchBackend(create_model(spec)).run
     reference = _scores(torch_run, batch)
@@ -96,15 +98,10 @@ def benchmark(targets: list[str], precisions: list[str], crops: np.ndarray, labe
     for target in targets:
         candidates = _export_all(spec, target, precisions, calibration)
         rows += _measure_target(target, candidates, batch, labels, reference, auc_ref, repeats)
-    return rows
+    return [BenchmarkRow(**{**r.to_dict(), "model": spec.base_name}) for r in rows]
 
 
 def _export_all(spec, target: str, precisions: list[str], calibration) -> list[_Candidate]:
-    from .api import ensure_artifact
-    from .runtimes.base import runtime_class, runtime_for
-    from .targets import get_target
-    from .zoo import with_precision
-
     candidates = []
     for precision in (p for p in precisions if p in get_target(target).precisions):
         candidate = _Candidate(precision)
@@ -125,8 +122,6 @@ def _export_all(spec, target: str, precisions: list[str], calibration) -> list[_
 def _measure_target(target: str, candidates: list[_Candidate], batch: np.ndarray, labels, reference: np.ndarray,
                     auc_ref: float | None, repeats: int) -> list[BenchmarkRow]:
     """Parity per candidate, then one interleaved timing of all runnable ones (FP32 first)."""
-    from .metrics import roc_auc
-
     runnable = sorted((c for c in candidates if c.run), key=lambda c: c.precision != "fp32")
     timings = dict(zip((c.precision for c in runnable),
                        interleaved_latency([c.run for c in runnable], batch[:1], repeats) if runnable else []))
@@ -151,21 +146,24 @@ def format_rows(rows: list[BenchmarkRow]) -> str:
     def f(v, spec):
         return "-" if v is None else format(v, spec)
 
-    lines = [f"{'target':<11}{'prec':<6}{'MB':>8}{'ms':>9}{'x fp32':>8}{'pearson':>9}{'flips':>8}{'AUC':>8}{'dAUC':>9}  status"]
+    width = max([len(r.model) for r in rows] + [5]) + 2
+    lines = [f"{'model':<{width}}{'target':<11}{'prec':<6}{'MB':>8}{'ms':>9}{'x fp32':>8}{'pearson':>9}{'flips':>8}"
+             f"{'AUC':>8}{'dAUC':>9}  status"]
     for r in rows:
-        lines.append(f"{r.target:<11}{r.precision:<6}{f(r.size_mb, '.1f'):>8}{f(r.latency_ms, '.1f'):>9}"
+        lines.append(f"{r.model or '-':<{width}}{r.target:<11}{r.precision:<6}{f(r.size_mb, '.1f'):>8}{f(r.latency_ms, '.1f'):>9}"
                      f"{f(r.ratio_to_fp32, '.2f'):>8}{f(r.pearson, '.4f'):>9}{f(r.flip_rate, '.3f'):>8}"
                      f"{f(r.auc, '.4f'):>8}{f(r.auc_delta, '+.4f'):>9}  {r.status}")
     return "\n".join(lines)
 
 
 def plot(rows: list[BenchmarkRow], path: Path) -> None:
-    """Bar chart of latency per target/precision (PIL only, no plotting library needed)."""
-    from PIL import Image, ImageDraw
+    """Bar chart of latency per model/target/precision (PIL only, no plotting library needed)."""
+    def label(r: BenchmarkRow) -> str:
+        return "/".join(p for p in (r.model, r.target, r.precision) if p)
 
-    data = [(f"{r.target}/{r.precision}", r.latency_ms) for r in rows if r.latency_ms]
-    ratios = {f"{r.target}/{r.precision}": r.ratio_to_fp32 for r in rows}
-    width, bar_h, left = 640, 22, 150
+    data = [(label(r), r.latency_ms) for r in rows if r.latency_ms]
+    ratios = {label(r): r.ratio_to_fp32 for r in rows}
+    width, bar_h, left = 760, 22, 270
     img = Image.new("RGB", (width, 40 + bar_h * len(data)), "white")
     draw = ImageDraw.Draw(img)
     draw.text((10, 8), "batch-1 latency (ms, median; precisions of a target timed interleaved)", fill="black")

@@ -1,6 +1,8 @@
 """``deepfake-sdk``: predict, export, train, benchmark, reference, verify, numerics, doctor, models.
 
 Exit codes: 0 success (verify: every artifact passed), 1 drift (verify), 2 error.
+Each command imports the module that does its work when it runs: those load torch and the
+toolchains, and ``deepfake-sdk --help`` or ``doctor`` should not wait for them.
 """
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ import sys
 from pathlib import Path
 
 from . import jsonio
-from .errors import DeepfakeSDKError
+from .artifact import Artifact
+from .device import device_info, preference, select_target, speed_order
+from .errors import DeepfakeSDKError, InvalidImageError
+from .gates import Gate
+from .runtimes.base import runtime_class
+from .paths import cache_dir
+from .quantization.config import config_for
+from .targets import TARGETS
+from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -53,18 +63,22 @@ def _parser() -> argparse.ArgumentParser:
                     help="when the INT8 export misses the parity gate, keep sensitive layers float (up to STEPS re-exports)")
     ex.set_defaults(func=cmd_export)
 
-    tr = sub.add_parser("train", help="train a detector's small trained part")
-    tr.add_argument("arch", choices=["gend"])
-    tr.add_argument("--data", required=True, help="folder with manifest.csv")
-    tr.add_argument("--epochs", type=int, default=4)
+    tr = sub.add_parser("train", help="train a model's small trained part (its family's recipe) + model card")
+    tr.add_argument("model", help="full-precision zoo name, e.g. gend-clip-b16-fp32 (a family name means its default)")
+    tr.add_argument("--data", required=True, help="folder with manifest.csv (+ manifest_extra.csv, manifest_generated.csv)")
+    tr.add_argument("--epochs", type=int, default=3)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", default=None, help="where to write tensors + card (default: the package)")
-    tr.add_argument("--no-loso", action="store_true", help="skip the leave-one-domain-out evaluation")
+    tr.add_argument("--out", default=None, help="where to write tensors + card (default: the family's weights/)")
+    tr.add_argument("--device", default="auto", help="torch device (default: cuda when present, else cpu)")
+    tr.add_argument("--budget-blocks", type=int, default=None, metavar="N",
+                    help="CPU budget: tune only the last N blocks on cached tokens (default: 2 on CPU, full on CUDA)")
+    tr.add_argument("--no-eval", action="store_true", help="skip the held-out folds (the card then has no AUCs)")
     tr.set_defaults(func=cmd_train)
 
     bm = sub.add_parser("benchmark", help="export every target; print size, parity and latency per format")
     bm.add_argument("--data", required=True, help="folder with manifest.csv (scored crops and calibration)")
     bm.add_argument("--targets", default="all", help="comma-separated targets (default all)")
+    bm.add_argument("--models", default="gend-fp32", help="comma-separated zoo names (default gend-fp32)")
     bm.add_argument("--precisions", default="fp32,int8")
     bm.add_argument("--limit", type=int, default=0, help="score only the first N crops")
     bm.add_argument("--json", help="also write the rows to this JSON file")
@@ -95,11 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     vf.set_defaults(func=cmd_verify)
 
     nm = sub.add_parser("numerics", help="refresh a model's recorded numerics table (every target x precision)")
-    nm.add_argument("family", help="model family, e.g. gend")
+    nm.add_argument("model", help="zoo name, e.g. gend-clip-b16-fp32 (a family name means its default)")
     nm.add_argument("--data", required=True, help="data folder with manifest.csv (reference, calibration)")
     nm.add_argument("--targets", default="all")
     nm.add_argument("--precisions", default="fp32,int8")
-    nm.add_argument("--out", default="docs/numerics", help="folder for FAMILY.md and FAMILY.json")
+    nm.add_argument("--out", help="folder for MODEL.md and MODEL.json (default: the family's numerics/)")
     nm.set_defaults(func=cmd_numerics)
 
     sd = sub.add_parser("sample-data", help="write a small labelled face set from the packaged photo (no data needed)")
@@ -110,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     cb = sub.add_parser("calibration", help="record the face statistics an INT8 build needs, to ship with the weights")
     cb_sub = cb.add_subparsers(title="calibration commands", metavar="ACTION")
     cr = cb_sub.add_parser("record", help="measure SmoothQuant maxima on a data folder (minus the packaged photo's source)")
-    cr.add_argument("family", help="model family, e.g. gend")
+    cr.add_argument("model", help="zoo name, e.g. gend-clip-b16-fp32 (a family name means its default)")
     cr.add_argument("--data", required=True, help="data folder with manifest.csv")
     cr.add_argument("--out", help="profile file (default: beside the weights in the package)")
     cr.set_defaults(func=cmd_calibration_record)
@@ -136,7 +150,6 @@ def _expand(paths: list[str]) -> list[str]:
 
 def cmd_predict(args) -> int:
     from . import load
-    from .errors import InvalidImageError
 
     det = load(args.model, target=args.target)
     rows = []
@@ -170,45 +183,47 @@ def format_table(rows: list[dict]) -> str:
 
 
 def cmd_export(args) -> int:
-    from . import create_model, export, get_spec
+    from . import create_model, export
+    from .build import VERIFY_SIZE, gate_failure
+    from .quantization.calibration import build_sets
 
     spec = get_spec(args.model)
-    reference = create_model(f"{spec.family}-fp32")
+    reference = create_model(f"{spec.base_name}-fp32")
     verify = None
     if args.verify:
-        from .api import VERIFY_SIZE
-        from .quantization import config_for
-        from .quantization.calibration import build_sets
-
         size = config_for("int8").calibration_size
         verify = build_sets(Path(args.verify), size, VERIFY_SIZE, spec.preprocessing).gate  # sources kept out of calibration
     artifact = export(reference, args.target, precision=args.precision, calibration=args.calibration, out=args.out,
                       spec=spec, verify_on=verify, mixed_precision_steps=args.mixed_precision)
     print(f"{artifact.path}  ({artifact.size_bytes() / 1e6:.1f} MB, {artifact.target}, {artifact.precision})")
-    from .api import gate_failure
-
     failure = gate_failure(artifact)
     if failure:
         print(f"warning: {failure}", file=sys.stderr)
     return EXIT_OK
 
 
-def cmd_train(args) -> int:
-    from .paths import package_weights_dir
-    from .training.recipe import train_recipe
-    from .training.train import TrainConfig
+def _full_precision(name: str) -> ModelSpec:
+    """A zoo name, or a family name meaning its recommended model, as the FP32 spec."""
+    if name in list_families():
+        name = f"{name}-fp32"
+    spec = get_spec(name)
+    return get_spec(f"{spec.base_name}-fp32")
 
-    command = " ".join(["deepfake-sdk", "train", args.arch, "--data", args.data, "--epochs", str(args.epochs),
-                        "--seed", str(args.seed)] + (["--no-loso"] if args.no_loso else []))
-    card = train_recipe(Path(args.data), Path(args.out) if args.out else package_weights_dir(),
-                        TrainConfig(epochs=args.epochs, seed=args.seed), loso=not args.no_loso, command=command)
-    print(json.dumps(card.get("leave_one_domain_out"), indent=2))
+
+def cmd_train(args) -> int:
+    import torch
+
+    spec = _full_precision(args.model)
+    args.model = spec.name
+    if args.budget_blocks is None and args.device in ("auto", "cpu") and not torch.cuda.is_available():
+        args.budget_blocks = 2  # the CPU default: the full recipe takes hours on 2 cores
+    card = load_callable(get_family(spec.family).trainer)(args)
+    print(json.dumps((card.get("held_out") or {}).get("mean"), indent=2))
     return EXIT_OK
 
 
 def cmd_benchmark(args) -> int:
     from .benchmark import benchmark, format_rows
-    from .targets import TARGETS
     from .training.data import build_crops
 
     crops = build_crops(Path(args.data))
@@ -216,7 +231,9 @@ def cmd_benchmark(args) -> int:
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
     targets = list(TARGETS) if args.targets == "all" else args.targets.split(",")
-    rows = benchmark(targets, args.precisions.split(","), images, labels, calibration=Path(args.data))
+    rows = [row for model in args.models.split(",")
+            for row in benchmark(targets, args.precisions.split(","), images, labels, calibration=Path(args.data),
+                                 model_name=model)]
     print(format_rows(rows))
     if args.json:
         Path(args.json).write_text(jsonio.dumps([r.to_dict() for r in rows], indent=1))
@@ -225,10 +242,9 @@ def cmd_benchmark(args) -> int:
 
 def cmd_reference_build(args) -> int:
     from .parity import build_reference
-    from .zoo import get_spec
 
     spec = get_spec(args.model)
-    model = f"{spec.family}-fp32"
+    model = f"{spec.base_name}-fp32"
     ref = build_reference(model, args.data, args.out, features=not args.no_features, device=args.device, limit=args.limit)
     m = ref.meta["metrics"] or {}
     print(f"{ref.path}: {len(ref.samples)} faces, {model} on {ref.meta['device']}; "
@@ -237,10 +253,10 @@ def cmd_reference_build(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .parity import GatePolicy, verify
+    from .parity import verify
     from .reports import write_reports
 
-    policy = GatePolicy.from_file(args.policy) if args.policy else GatePolicy()
+    policy = Gate.from_file(args.policy) if args.policy else Gate.release()
     policy = policy.overridden(max_auc_drop=args.max_auc_drop, max_flip_rate=args.max_flip_rate,
                               min_pearson=args.min_pearson, max_eer_increase=args.max_eer_increase,
                               max_p99_abs_diff=args.max_p99_abs_diff, min_feature_cosine=args.min_feature_cosine)
@@ -270,17 +286,17 @@ def _signed(value) -> str:
 
 def cmd_numerics(args) -> int:
     from .numerics import refresh
-    from .targets import TARGETS
 
     targets = list(TARGETS) if args.targets == "all" else args.targets.split(",")
-    path = refresh(args.family, Path(args.data), targets, args.precisions.split(","), Path(args.out))
+    spec = _full_precision(args.model)
+    out = Path(args.out) if args.out else get_family(spec.family).numerics_path(spec.base_name).parent
+    path = refresh(spec.base_name, Path(args.data), targets, args.precisions.split(","), out)
     print(path.read_text())
     return EXIT_OK
 
 
 def cmd_sample_data(args) -> int:
     from .quantization.calibration import write_packaged_set
-    from .zoo import get_spec
 
     out = write_packaged_set(args.out, args.count, get_spec("gend-fp32").preprocessing)
     print(f"{out}: {args.count} faces + manifest.csv")
@@ -289,18 +305,13 @@ def cmd_sample_data(args) -> int:
 
 def cmd_calibration_record(args) -> int:
     from .quantization.profile import record_profile
-    from .zoo import get_spec
 
-    path = record_profile(get_spec(f"{args.family}-fp32"), Path(args.data), out=Path(args.out) if args.out else None)
+    path = record_profile(_full_precision(args.model), Path(args.data), out=Path(args.out) if args.out else None)
     print(f"{path}: SmoothQuant maxima recorded")
     return EXIT_OK
 
 
 def cmd_doctor(args) -> int:
-    from .device import device_info, preference, select_target, speed_order
-    from .runtimes.base import runtime_class
-    from .targets import TARGETS
-
     info = device_info()
     order = speed_order(info)
     print(f"device: {info.system} {info.machine}, CPU {info.cpu_vendor or 'unknown'} {info.cpu_model}, {info.cpus} cores")
@@ -323,9 +334,7 @@ def cmd_doctor(args) -> int:
 
 def _print_cached_builds() -> None:
     """Every artifact in the cache and its build gate: a build that missed it is never silent."""
-    from .api import gate_failure
-    from .artifact import Artifact
-    from .paths import cache_dir
+    from .build import gate_failure
 
     folders = sorted(p for p in (cache_dir() / "artifacts").glob("*") if (p / "manifest.json").is_file()) \
         if (cache_dir() / "artifacts").is_dir() else []
@@ -345,10 +354,10 @@ def _print_cached_builds() -> None:
 
 
 def cmd_models(args) -> int:
-    from .zoo import get_spec, list_models
-
     for name in list_models():
-        print(f"{name:<12} {get_spec(name).description}")
+        spec = get_spec(name)
+        alias = f" (= {spec.name})" if spec.name != name else ""
+        print(f"{name:<22} {spec.description}{alias}")
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol
 
 import numpy as np
+import torch  # MTCNN (faces) needs it too
 
 from .errors import NonFiniteOutputError
 from .faces import FacePipeline
@@ -121,7 +122,7 @@ class Detector:
                     f"{self.runtime} returned NaN/Inf logits for {bad} of {len(logits)} faces "
                     f"({self.spec.name}{', ' + str(self.artifact.path) if self.artifact else ''}): the artifact or "
                     "runtime is broken on this machine; re-export it and run deepfake-sdk verify")
-            out.append(_softmax_fake(logits))
+            out.append(softmax_fake(logits))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -129,7 +130,8 @@ def _label(score: float, threshold: float) -> str:
     return "fake" if score >= threshold else "real"
 
 
-def _softmax_fake(logits: np.ndarray) -> np.ndarray:
+def softmax_fake(logits: np.ndarray) -> np.ndarray:
+    """P(fake) from ``(N, 2)`` logits, computed stably."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return (e[:, 1] / e.sum(axis=1)).astype(np.float32)
@@ -141,11 +143,8 @@ class TorchBackend:
     name = "pytorch"
 
     def __init__(self, model):
-        import torch
-
         self.model = model.eval()
-        self._torch = torch
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            return self.model(self._torch.from_numpy(batch)).numpy()
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(batch)).numpy()

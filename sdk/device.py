@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .errors import MissingDependencyError
+from .runtimes.base import runtime_class
 from .targets import TARGETS, get_target
 
 TARGET_ENV = "DEEPFAKE_SDK_TARGET"
@@ -152,8 +153,6 @@ class Selection:
 
 def select_target(precision: str, requested: str | None = None, info: DeviceInfo | None = None) -> Selection:
     """The target to use, and why (requested, or the first available in this device's order)."""
-    from .runtimes.base import runtime_class
-
     if requested:
         return Selection(get_target(requested).name, "requested with target=")
     if os.environ.get(TARGET_ENV):

@@ -42,6 +42,10 @@ class ParityWarning(UserWarning):
     """An artifact that missed its build gate is being served; the message carries the numbers."""
 
 
+class InvalidReferenceError(DeepfakeSDKError):
+    """A parity reference folder that is missing, altered, or does not fit the data or artifact."""
+
+
 class UsageError(DeepfakeSDKError, ValueError):
     """An argument the SDK cannot act on: an unknown target or precision, a precision a target
     does not write, a recipe for another precision."""

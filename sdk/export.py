@@ -1,24 +1,47 @@
-"""``export``: one verb from a PyTorch reference to a verified-on-load artifact folder."""
+"""``export``: one verb from a PyTorch reference to a verified-on-load artifact folder.
+
+An INT8 export given gate faces (``verify_on``) is checked against the float reference on
+them with the :class:`~deepfake_sdk.gates.Gate`; when it misses, the most sensitive layers (the
+converter's ``layer_sensitivity`` ranking) are kept float, 2, 4, 8, ... of them, until it passes
+or the step budget runs out. The manifest records every step and what stayed float.
+"""
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import hashlib
 import importlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import torch
 
 from . import __version__
-from .errors import UsageError
 from .artifact import Artifact, atomic_path, sha256_file, write_manifest
+from .converters.base import ExportRequest, deployable
+from .detector import softmax_fake
+from .device import device_info
+from .errors import MissingDependencyError, UsageError
+from .gates import Gate, compare
+from .models.contract import DetectorModel
+from .paths import cache_dir
 from .preprocess import to_batch
-from .targets import get_target
+from .quantization import config_for
+from .quantization.calibration import CalibrationSet, calibration_set
+from .quantization.smooth import smooth
+from .runtimes.base import runtime_class, runtime_for
+from .targets import Target, get_target
 from .zoo import ModelSpec, get_spec
 
 
 def export(
-    model,
+    model: DetectorModel,
     target: str,
     precision: str = "int8",
     calibration=None,
@@ -26,23 +49,20 @@ def export(
     quantization=None,
     spec: ModelSpec | str = "gend-fp32",
     verify_on=None,
-    gate=None,
+    gate: Gate | None = None,
     mixed_precision_steps: int = 0,
 ) -> Artifact:
-    """Export ``model`` (a GenD reference) for ``target`` at ``precision``; returns the Artifact.
+    """Export ``model`` (a family's reference) for ``target`` at ``precision``; returns the Artifact.
 
     ``calibration``: a data folder with ``manifest.csv``, an ``(N, H, W, 3)`` uint8 array of
     aligned crops, a ``CalibrationSet``, or None: the recipe's recorded profile with the packaged
     face, the same on every machine (``quantization.calibration``). ``quantization``
     overrides the precision's default recipe (e.g. ``Int8Config(per_channel=False)``).
-    ``verify_on``: a ``CalibrationSet`` (or aligned uint8 crops) of gate faces on which an INT8 export is compared with the float
-    reference (``gate``, default ``ParityGate()``); the result is stored in the manifest. With
-    ``mixed_precision_steps`` > 0, a failing export is redone with its most sensitive layers kept
-    float, up to that many times (every target; the ranking is the converter's ``layer_sensitivity``).
+    ``verify_on``: a ``CalibrationSet`` (or aligned uint8 crops) of gate faces on which an INT8
+    export is compared with the float reference (``gate``, default ``Gate.build()``); the result
+    is stored in the manifest. With ``mixed_precision_steps`` > 0, a failing export is redone
+    with its most sensitive layers kept float, up to that many times.
     """
-    from deepfake_sdk.quantization import config_for
-    from deepfake_sdk.quantization.calibration import CalibrationSet, calibration_set
-
     spec = get_spec(spec) if isinstance(spec, str) else spec
     tgt = get_target(target)
     recipe = quantization or config_for(precision, target)
@@ -53,34 +73,35 @@ def export(
     calib = None
     if precision == "int8":
         calib = calibration if isinstance(calibration, CalibrationSet) else \
-            calibration_set(calibration, recipe.calibration_size, spec.preprocessing, spec.weights)
+            calibration_set(calibration, recipe.calibration_size, spec.preprocessing, spec.weights_path)
     out = Path(out) if out else default_artifact_dir(spec, target, recipe, calib, gate)
-    from .converters.base import deployable
-
     model = deployable(model, spec.preprocessing.size)
     if precision == "int8" and getattr(recipe, "smoothquant_alpha", None):
-        from deepfake_sdk.quantization.smooth import smooth
-
         smooth(model, to_batch(calib.crops, spec.preprocessing), recipe.smoothquant_alpha, maxima=calib.smooth_maxima)
     job = _Job(model, spec, tgt, precision, calib)
     if verify_on is None or precision != "int8":
         return job.write(recipe, out)
-    return job.write_with_parity(recipe, out, verify_on, model, gate, mixed_precision_steps)
+    return job.write_with_parity(recipe, out, verify_on, gate or Gate.build(), mixed_precision_steps)
 
 
 @dataclass
 class _Job:
-    model: object
+    model: DetectorModel  # fixed to the input size and smoothed: what every converter receives
     spec: ModelSpec
-    target: object
+    target: Target
     precision: str
-    calib: object
+    calib: CalibrationSet | None
+
+    def converter(self):
+        try:
+            return importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"exporting to {self.target.name!r} needs {exc.name or 'a package that is missing'}: "
+                f"pip install 'deepfake-sdk[{self.target.extra}]'") from exc
 
     def write(self, recipe, out: Path, extra: dict | None = None) -> Artifact:
-        from .converters.base import ExportRequest
-        from .errors import MissingDependencyError
-
-        converter = importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
+        converter = self.converter()
         pp = self.spec.preprocessing
         with atomic_path(out, is_dir=True) as tmp:
             request = ExportRequest(self.model, self.precision, recipe,
@@ -90,41 +111,25 @@ class _Job:
             except ImportError as exc:
                 raise MissingDependencyError(
                     f"exporting to {self.target.name!r} needs {exc.name or 'a package that is missing'}: "
-                    f"pip install 'deepfake-sdk[{self.target.extra}]'"
-                ) from exc
+                    f"pip install 'deepfake-sdk[{self.target.extra}]'") from exc
             manifest = _manifest(self.spec, self.target.name, self.precision, recipe, self.calib, result)
             write_manifest(tmp, {**manifest, **(extra or {})})
         return Artifact.load(out)
 
-    def write_with_parity(self, recipe, out: Path, crops: np.ndarray, reference_model, gate, steps: int) -> Artifact:
-        """INT8 export that must match the float reference on ``crops``, else mixed precision."""
-        import dataclasses
-        import tempfile
-
-        from .quantization.sensitivity import ParityGate, search_float_layers
-        from .runtimes.base import runtime_class, runtime_for
-
+    def write_with_parity(self, recipe, out: Path, faces, gate: Gate, steps: int) -> Artifact:
+        """INT8 export that must match the float reference on ``faces``, else mixed precision."""
         if not runtime_class(self.target.name).is_available():  # nothing to score with: skip the reference too
             return self.write(recipe, out, {"mixed_precision": {"skipped": "runtime not available here"}})
-        from .device import device_info
-        from .quantization.calibration import CalibrationSet
-
-        gate = gate or ParityGate(threshold=self.spec.threshold)
-        faces = crops if isinstance(crops, CalibrationSet) else CalibrationSet(np.asarray(crops), "array", ("array:gate",))
-        crops = faces.crops
-        batch = to_batch(crops, self.spec.preprocessing)
-        reference = _score(lambda b: _torch_logits(reference_model, b), batch)
-        converter = importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
+        faces = faces if isinstance(faces, CalibrationSet) else CalibrationSet(np.asarray(faces), "array", ("array:gate",))
+        batch = to_batch(faces.crops, self.spec.preprocessing)
+        reference = score_batches(lambda b: torch_logits(self.model, b), batch)
+        converter = self.converter()
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.mp-", dir=Path(out).parent))
         counter = iter(range(1000))
 
         def export_with(float_layers: tuple[str, ...]) -> Artifact:
             return self.write(dataclasses.replace(recipe, float_layers=float_layers), work / f"step{next(counter)}")
-
-        def score(artifact: Artifact) -> np.ndarray:
-            runtime = runtime_for(artifact)
-            return _score(runtime.run, batch)
 
         def sensitivity(artifact: Artifact) -> dict[str, float]:
             if not hasattr(converter, "layer_sensitivity"):
@@ -133,20 +138,58 @@ class _Job:
             return converter.layer_sensitivity(artifact.path, crops, self.model, recipe)
 
         try:
-            best, report = search_float_layers(export_with, score, sensitivity, reference, None, gate, steps)
-            report["verified_on"] = int(len(crops))
+            best, report = search_float_layers(export_with, lambda a: score_batches(runtime_for(a).run, batch),
+                                               sensitivity, reference, gate, self.spec.threshold, steps)
+            report["verified_on"] = int(len(faces.crops))
             report["gate_faces"] = {**faces.describe(), "shared_sources_with_calibration":
                                     sorted(set(faces.sources) & set(self.calib.faces_used() if self.calib else ()))}
             report["checked_on"] = {**device_info().describe(), "runtime": runtime_class(self.target.name).version()}
-            report["near_threshold"] = _near_threshold(reference, gate.threshold)
+            report["near_threshold"] = near_threshold(reference, self.spec.threshold)
             return _adopt(best, out, {"mixed_precision": report})
         finally:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _near_threshold(scores: np.ndarray, threshold: float, band: float = 0.05) -> dict:
+def search_float_layers(
+    export_with: Callable[[tuple[str, ...]], Artifact],
+    score: Callable[[Artifact], np.ndarray],
+    sensitivity: Callable[[Artifact], dict[str, float]],
+    reference: np.ndarray,
+    gate: Gate,
+    threshold: float = 0.5,
+    max_steps: int = 4,
+) -> tuple[Artifact, dict]:
+    """Returns ``(artifact, report)``; ``report`` has every step's parity and the float layers.
+    Steps: everything INT8; if the gate fails, rank layers once (lowest SQNR first) and
+    re-export with the worst 2, 4, 8, ... kept float."""
+    artifact = export_with(())
+    step = _step(reference, score(artifact), gate, threshold, 0)
+    history = [step]
+    ranked: list[str] = []
+    k = 0
+    for _ in range(max_steps):
+        if step["passed"]:
+            break
+        if not ranked:
+            ranked = [name for name, _ in sorted(sensitivity(artifact).items(), key=lambda kv: kv[1])]
+        k = min(len(ranked), max(2, 2 * k))
+        artifact = export_with(tuple(ranked[:k]))
+        step = _step(reference, score(artifact), gate, threshold, k)
+        history.append(step)
+        if k == len(ranked):
+            break
+    report = {"gate": gate.to_dict(), "threshold": threshold, "passed": step["passed"],
+              "float_layers": ranked[:k] if k else [], "steps": history}
+    return artifact, report
+
+
+def _step(reference: np.ndarray, candidate: np.ndarray, gate: Gate, threshold: float, float_layers: int) -> dict:
+    m = compare(reference, candidate, None, threshold)
+    return {"float_layers": float_layers, "pearson": round(m.pearson, 5), "flip_rate": round(m.flip_rate, 5),
+            "flips": m.flips, "max_abs_diff": round(m.max_abs_diff, 5), "passed": gate.passes(m)}
+
+
+def near_threshold(scores: np.ndarray, threshold: float, band: float = 0.05) -> dict:
     """How many reference scores lie within ``band`` of the threshold: the faces a tiny INT8
     error can flip, which is what a flip rate on this gate set mostly measures."""
     return {"band": band, "count": int(np.sum(np.abs(scores - threshold) <= band)), "of": int(len(scores))}
@@ -154,9 +197,6 @@ def _near_threshold(scores: np.ndarray, threshold: float, band: float = 0.05) ->
 
 def _adopt(candidate: Artifact, out: Path, extra: dict) -> Artifact:
     """Move a finished candidate artifact to ``out``, recording ``extra`` in its manifest."""
-    import os
-    import shutil
-
     manifest = {**candidate.manifest, **extra}
     manifest["recipe"] = {**manifest["recipe"], "float_layers": extra["mixed_precision"]["float_layers"]}
     write_manifest(candidate.path, manifest)
@@ -166,24 +206,21 @@ def _adopt(candidate: Artifact, out: Path, extra: dict) -> Artifact:
     return Artifact.load(out)
 
 
-def _torch_logits(model, batch: np.ndarray) -> np.ndarray:
-    import torch
-
+def torch_logits(model: DetectorModel, batch: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         return model.eval()(torch.from_numpy(batch)).numpy()
 
 
-def _score(run, batch: np.ndarray, size: int = 32) -> np.ndarray:
-    from .detector import _softmax_fake
-
-    return np.concatenate([_softmax_fake(np.asarray(run(batch[i : i + size]))) for i in range(0, len(batch), size)])
+def score_batches(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, size: int = 32) -> np.ndarray:
+    """P(fake) of a preprocessed batch, ``size`` faces per call of ``run`` (logits)."""
+    return np.concatenate([softmax_fake(np.asarray(run(batch[i : i + size]))) for i in range(0, len(batch), size)])
 
 
 def _manifest(spec: ModelSpec, target: str, precision: str, recipe, calib, result) -> dict:
     size = spec.preprocessing.size
     return {
         "sdk_version": __version__,
-        "model": {"name": spec.family, "version": spec.version, "arch": spec.arch, "backbone": spec.backbone},
+        "model": {"name": spec.base_name, "version": spec.version, "arch": spec.family, "backbone": spec.backbone},
         "target": target,
         "precision": precision,
         "recipe": {"name": type(recipe).__name__, "key": recipe.key(), **_fields(recipe)},
@@ -202,34 +239,23 @@ def _manifest(spec: ModelSpec, target: str, precision: str, recipe, calib, resul
 
 
 def _fields(recipe) -> dict:
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(recipe)))
+    return json.loads(json.dumps(dataclasses.asdict(recipe)))
 
 
-def recipe_key(spec: ModelSpec, target: str, recipe, calib, gate=None) -> str:
+def recipe_key(spec: ModelSpec, target: str, recipe, calib, gate: Gate | None = None) -> str:
     """What an artifact depends on: model, weights, target, recipe, calibration, build gate, SDK."""
-    import hashlib
-
-    from .paths import package_weights_dir
-
-    weights = package_weights_dir() / spec.weights if spec.weights else None
+    weights = spec.weights_path
     parts = {
-        "model": spec.family, "version": spec.version, "target": target, "recipe": recipe.key(),
+        "model": spec.base_name, "version": spec.version, "target": target, "recipe": recipe.key(),
         "calibration": calib.sha256 if calib is not None else None, "sdk": __version__,
         "weights": sha256_file(weights) if weights and weights.exists() else None,
         "preprocessing": spec.preprocessing.to_dict(),
     }
     if gate is not None:
-        from dataclasses import asdict
-
-        parts["gate"] = asdict(gate)
+        parts["gate"] = gate.to_dict()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def default_artifact_dir(spec: ModelSpec, target: str, recipe, calib, gate=None) -> Path:
-    from .paths import cache_dir
-
+def default_artifact_dir(spec: ModelSpec, target: str, recipe, calib, gate: Gate | None = None) -> Path:
     key = recipe_key(spec, target, recipe, calib, gate)
-    return cache_dir() / "artifacts" / f"{spec.family}-{recipe.precision}-{target}-{key}"
-
+    return cache_dir() / "artifacts" / f"{spec.base_name}-{recipe.precision}-{target}-{key}"

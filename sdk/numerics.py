@@ -1,9 +1,10 @@
 """A model's recorded numerics table: the float reference against every target x precision.
 
 Like qai-hub-models' per-model numerics files: one command refreshes it
-(``deepfake-sdk numerics gend --data ../shared/data``) and the result is committed under
-``docs/numerics/`` so a reader sees what each artifact does on real faces, and a diff shows
-when a toolchain upgrade moved a number.
+(``deepfake-sdk numerics gend-clip-b16-fp32 --data ../shared/data``) and the result is committed
+beside the model, in its family's folder (``sdk/models/gend/numerics/gend-clip-b16.md``), so a
+reader sees what each artifact does on real faces, and a diff shows when a toolchain upgrade
+moved a number.
 """
 from __future__ import annotations
 
@@ -12,39 +13,37 @@ import platform
 from pathlib import Path
 
 from . import __version__, jsonio
-from .parity import GatePolicy, Reference, build_reference, verify
-from .reports import _fmt as _f
+from .artifact import sha256_file
+from .build import ensure_artifact
+from .gates import Gate
+from .parity import Reference, build_reference, verify
+from .paths import cache_dir
+from .reports import fmt as _f
+from .runtimes.base import runtime_class
+from .targets import get_target
+from .training.data import HOLDOUT_MANIFEST, holdout_folder
+from .zoo import get_spec, with_precision
 
 
-def reference_for(family: str, data: Path) -> Reference:
-    """The cached float reference of ``family`` on ``data`` (built once per manifest and weights)."""
-    from .artifact import sha256_file
-    from .paths import cache_dir, package_weights_dir
-    from .zoo import get_spec
-
-    spec = get_spec(f"{family}-fp32")
-    weights = package_weights_dir() / spec.weights if spec.weights else None
+def reference_for(model: str, data: Path) -> Reference:
+    """The cached float reference of ``model`` (a base name, ``gend-clip-b16``) on ``data``
+    (built once per manifest and weights)."""
+    spec = get_spec(f"{model}-fp32")
+    weights = spec.weights_path
     key = sha256_file(Path(data) / "manifest.csv")[:12] + (f"-{sha256_file(weights)[:12]}" if weights else "")
-    path = cache_dir() / "references" / f"{family}-{spec.version}-{key}"
+    path = cache_dir() / "references" / f"{spec.base_name}-{spec.version}-{key}"
     if (path / "manifest.json").is_file():
         return Reference.load(path)
     return build_reference(spec.name, data, path)
 
 
-def refresh(family: str, data: Path, targets: list[str], precisions: list[str], out: Path,
-            policy: GatePolicy = GatePolicy()) -> Path:
-    """Export (cached) and verify every pair; write ``out/FAMILY.json`` and ``out/FAMILY.md``."""
-    from .api import ensure_artifact
-    from .runtimes.base import runtime_class
-    from .targets import get_target
-    from .zoo import get_spec, with_precision
-
-    from .training.data import HOLDOUT_MANIFEST, holdout_folder
-
+def refresh(model: str, data: Path, targets: list[str], precisions: list[str], out: Path,
+            policy: Gate = Gate.release()) -> Path:
+    """Export (cached) and verify every pair; write ``out/MODEL.json`` and ``out/MODEL.md``."""
     # Release faces from sources the calibration never saw (manifest_extra.csv), when there are.
     faces = holdout_folder(data) if (Path(data) / HOLDOUT_MANIFEST).is_file() else Path(data)
-    ref = reference_for(family, faces)
-    spec = get_spec(f"{family}-fp32")
+    ref = reference_for(model, faces)
+    spec = get_spec(f"{model}-fp32")
     rows, used = [], {}
     for target in targets:
         for precision in precisions:
@@ -69,13 +68,13 @@ def refresh(family: str, data: Path, targets: list[str], precisions: list[str], 
     probs = [float(r["prob"]) for r in ref.samples]
     used["release_gate"] = {"folder": str(faces), "sources": sorted({r["source"] for r in ref.samples}),
                             "faces": len(probs), "within_0.05_of_threshold": sum(abs(p - 0.5) <= 0.05 for p in probs)}
-    record = {"family": family, "reference": ref.meta, "rows": rows, "policy": policy.__dict__, "faces": used,
+    record = {"model": model, "reference": ref.meta, "rows": rows, "policy": policy.to_dict(), "faces": used,
               "sdk": __version__, "machine": f"{platform.system()} {platform.machine()}",
-              "command": f"deepfake-sdk numerics {family} --data {data}",
+              "command": f"deepfake-sdk numerics {model}-fp32 --data {data}",
               "date": datetime.date.today().isoformat()}
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{family}.json").write_text(jsonio.dumps(record, indent=1) + "\n")
-    path = out / f"{family}.md"
+    (out / f"{model}.json").write_text(jsonio.dumps(record, indent=1) + "\n")
+    path = out / f"{model}.md"
     path.write_text(_markdown(record))
     return path
 
@@ -98,7 +97,7 @@ def _faces_lines(used: dict) -> list[str]:
 
 def _markdown(record: dict) -> str:
     ref, m = record["reference"], record["reference"]["metrics"] or {}
-    lines = [f"# Numerics: {record['family']}", "",
+    lines = [f"# Numerics: {record.get('model') or record.get('family')}", "",
              f"Float reference `{ref['model']}` ({ref['device']}, torch {ref['torch']}) on {ref['data']['samples']} faces "
              f"of `{Path(ref['data']['folder']).name}` (manifest {ref['data']['manifest_sha256'][:12]}): "
              f"AUC {_f(m.get('auc'), '.4f')}, AP {_f(m.get('ap'), '.4f')}, EER {_f(m.get('eer'), '.4f')}.",

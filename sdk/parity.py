@@ -5,157 +5,35 @@ through; we check the task. ``build_reference`` runs the float PyTorch model onc
 there is one) over labelled face images and stores, per sample, the image hash, face box and
 landmarks, fake probability, logits and L2 feature, plus the set's detection metrics. A CPU-only
 CI runner then ``verify``-s each artifact with its own runtime on the same crops, against a
-:class:`GatePolicy`: exit 0 pass, 1 drift, 2 error (see ``deepfake-sdk verify``).
+:class:`~deepfake_sdk.gates.Gate`: exit 0 pass, 1 drift, 2 error (see ``deepfake-sdk verify``).
 """
 from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import json
-import math
-import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import jsonio
 from .artifact import Artifact, atomic_path, write_manifest
-from .errors import ArtifactError, DeepfakeSDKError
-from .detector import _softmax_fake
+from .detector import softmax_fake
 from .device import device_info
-from .metrics import detection_metrics, spearman
+from .errors import ArtifactError, DeepfakeSDKError, InvalidReferenceError
+from .gates import Check, Gate, ParityMetrics, compare
+from .metrics import detection_metrics
+from .models.factory import create_model
+from .preprocess import to_batch
+from .runtimes.base import require_runtime, runtime_for
+from .training.data import build_crops
 from .zoo import get_spec
 
 REFERENCE_KIND = "deepfake-sdk parity reference"
 SAMPLES_FILE, FEATURES_FILE, META_FILE = "samples.csv", "features.npy", "reference.json"
-
-
-class ReferenceError(DeepfakeSDKError):
-    """A reference folder that is missing, altered, or does not fit the data or artifact."""
-
-
-@dataclass(frozen=True)
-class GatePolicy:
-    """Limits an artifact must meet against its reference; None switches a limit off.
-
-    Defaults are the release gate (tighten them, e.g. ``--max-flip-rate 0.005``). The flip rate
-    counts faces whose decision at the reference threshold changes.
-    """
-
-    max_auc_drop: float | None = 0.005
-    max_flip_rate: float | None = 0.01
-    min_pearson: float | None = 0.995
-    max_eer_increase: float | None = None
-    max_p99_abs_diff: float | None = None
-    min_feature_cosine: float | None = None  # mean cosine of L2 features, where the artifact has them
-    max_nonfinite: int | None = 0
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> "GatePolicy":
-        """JSON or TOML with any of the field names (a ``[gate]`` table in TOML is also read)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ReferenceError(f"cannot read policy file {path}: {exc}") from exc
-        data = data.get("gate", data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ReferenceError(f"policy file {path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
-
-    def overridden(self, **overrides) -> "GatePolicy":
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
-    # metric name in ParityMetrics -> (limit field, "max" or "min")
-    LIMITS = {"auc_drop": ("max_auc_drop", "max"), "flip_rate": ("max_flip_rate", "max"),
-              "pearson": ("min_pearson", "min"), "eer_increase": ("max_eer_increase", "max"),
-              "p99_abs_diff": ("max_p99_abs_diff", "max"), "feature_cosine_mean": ("min_feature_cosine", "min"),
-              "nonfinite": ("max_nonfinite", "max")}
-
-
-@dataclass(frozen=True)
-class Check:
-    metric: str
-    value: float | None
-    limit: float
-    kind: str  # "max" or "min"
-    passed: bool
-
-
-@dataclass(frozen=True)
-class ParityMetrics:
-    """Candidate vs reference on the same faces. Drops/increases are reference minus candidate
-    for AUC (positive = worse) and candidate minus reference for EER (positive = worse)."""
-
-    n: int
-    pearson: float
-    spearman: float
-    flip_rate: float
-    flips: int
-    max_abs_diff: float
-    p99_abs_diff: float
-    mean_abs_diff: float
-    nonfinite: int
-    auc_reference: float | None = None
-    auc: float | None = None
-    auc_drop: float | None = None
-    eer_reference: float | None = None
-    eer: float | None = None
-    eer_increase: float | None = None
-    threshold_shift: float | None = None  # EER threshold, candidate minus reference
-    feature_cosine_mean: float | None = None
-    feature_cosine_min: float | None = None
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None,
-            threshold: float = 0.5, ref_features: np.ndarray | None = None,
-            features: np.ndarray | None = None) -> ParityMetrics:
-    """Parity metrics of candidate fake probabilities against reference ones (same order)."""
-    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    finite = np.isfinite(candidate)
-    nonfinite = int((~finite).sum())
-    cand = np.where(finite, candidate, 0.5)
-    diff = np.abs(cand - reference)
-    flips = int(np.sum((reference >= threshold) != (cand >= threshold)))
-    out = dict(n=len(reference), pearson=_corr(reference, cand), spearman=spearman(reference, cand),
-               flip_rate=flips / max(len(reference), 1), flips=flips, max_abs_diff=float(diff.max()),
-               p99_abs_diff=float(np.percentile(diff, 99)), mean_abs_diff=float(diff.mean()), nonfinite=nonfinite)
-    ref_m = detection_metrics(labels, reference) if labels is not None else None
-    cand_m = detection_metrics(labels, cand) if labels is not None else None
-    if ref_m and cand_m:
-        out.update(auc_reference=ref_m["auc"], auc=cand_m["auc"], auc_drop=ref_m["auc"] - cand_m["auc"],
-                   eer_reference=ref_m["eer"], eer=cand_m["eer"], eer_increase=cand_m["eer"] - ref_m["eer"],
-                   threshold_shift=cand_m["eer_threshold"] - ref_m["eer_threshold"])
-    if ref_features is not None and features is not None:
-        cos = np.sum(_unit(ref_features) * _unit(features), axis=1)
-        out.update(feature_cosine_mean=float(np.nanmean(cos)), feature_cosine_min=float(np.nanmin(cos)))
-    return ParityMetrics(**out)
-
-
-def gate(metrics: ParityMetrics, policy: GatePolicy) -> list[Check]:
-    """One Check per active limit; a missing metric (no labels, no features) is not checked."""
-    checks = []
-    for metric, (limit_name, kind) in GatePolicy.LIMITS.items():
-        limit, value = getattr(policy, limit_name), getattr(metrics, metric)
-        if limit is None or value is None:
-            continue
-        ok = (value <= limit if kind == "max" else value >= limit) and not (isinstance(value, float) and math.isnan(value))
-        checks.append(Check(metric, value, limit, kind, bool(ok)))
-    return checks
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    if np.std(a) == 0 or np.std(b) == 0:
-        return 1.0 if np.allclose(a, b) else 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 # --------------------------------------------------------------------------- reference store
@@ -185,10 +63,10 @@ class Reference:
         try:
             Artifact.load(path)  # same checksummed-manifest format as artifacts
         except ArtifactError as exc:
-            raise ReferenceError(f"reference {path} cannot be trusted: {exc}") from exc
+            raise InvalidReferenceError(f"reference {path} cannot be trusted: {exc}") from exc
         meta = json.loads((path / META_FILE).read_text())
         if meta.get("kind") != REFERENCE_KIND:
-            raise ReferenceError(f"{path} is not a parity reference (it has no {META_FILE} of kind {REFERENCE_KIND!r})")
+            raise InvalidReferenceError(f"{path} is not a parity reference (it has no {META_FILE} of kind {REFERENCE_KIND!r})")
         with open(path / SAMPLES_FILE, newline="") as fh:
             samples = list(csv.DictReader(fh))
         features = np.load(path / FEATURES_FILE).astype(np.float32) if (path / FEATURES_FILE).is_file() else None
@@ -198,15 +76,9 @@ class Reference:
 def build_reference(model: str, data: str | Path, out: str | Path, features: bool = True,
                     device: str | None = None, limit: int | None = None) -> Reference:
     """Run the full-precision ``model`` (e.g. ``gend-fp32``) over ``data`` and store the reference."""
-    import torch
-
-    from .models.factory import create_model
-    from .preprocess import to_batch
-    from .training.data import build_crops
-
     spec = get_spec(model)
     if spec.precision != "fp32":
-        raise ReferenceError(f"a reference is the full-precision model; use {spec.family}-fp32, not {model}")
+        raise InvalidReferenceError(f"a reference is the full-precision model; use {spec.base_name}-fp32, not {model}")
     data = _data_dir(data)
     crops = build_crops(data, spec.preprocessing.size, spec.preprocessing.margin)
     n = min(limit or len(crops.samples), len(crops.samples))
@@ -216,14 +88,11 @@ def build_reference(model: str, data: str | Path, out: str | Path, features: boo
     with torch.inference_mode():
         for i in range(0, n, 32):
             x = torch.from_numpy(to_batch(crops.images[i : min(i + 32, n)], spec.preprocessing)).to(device)
-            if hasattr(net, "backbone") and hasattr(net, "head"):  # one pass: logits and unit feature
-                raw = net.backbone(x)
-                logits.append(net.head(raw).float().cpu().numpy())
-                feats.append(torch.nn.functional.normalize(raw, dim=-1).float().cpu().numpy())
-            else:
-                logits.append(net(x).float().cpu().numpy())
+            out_logits, out_feats = net.logits_and_features(x)  # the model contract: one pass
+            logits.append(out_logits.float().cpu().numpy())
+            feats.append(out_feats.float().cpu().numpy())
     logits = np.concatenate(logits)
-    probs = _softmax_fake(logits)
+    probs = softmax_fake(logits)
     rows = []
     for i in range(n):
         s, face = crops.samples[i], (crops.faces[i] if crops.faces else {})
@@ -234,7 +103,7 @@ def build_reference(model: str, data: str | Path, out: str | Path, features: boo
                      "logit_fake": repr(float(logits[i, 1]))})
     labels = np.array([r["label"] for r in rows])
     meta = {
-        "kind": REFERENCE_KIND, "model": spec.name, "family": spec.family, "version": spec.version,
+        "kind": REFERENCE_KIND, "model": spec.name, "family": spec.base_name, "version": spec.version,
         "preprocessing": spec.preprocessing.to_dict(), "threshold": spec.threshold,
         "device": str(device), "torch": torch.__version__,
         "data": {"folder": str(data), "manifest_sha256": crops.manifest_sha256, "samples": n,
@@ -269,8 +138,6 @@ def _per_source(rows: list[dict], probs: np.ndarray) -> dict:
 
 
 def _crop_hash(crop: np.ndarray) -> str:
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(crop).tobytes()).hexdigest()[:16]
 
 
@@ -279,7 +146,7 @@ def _data_dir(data: str | Path) -> Path:
     if path.is_file() and path.name.endswith(".csv"):
         path = path.parent
     if not (path / "manifest.csv").is_file():
-        raise ReferenceError(f"{data} is not a data folder: it has no manifest.csv "
+        raise InvalidReferenceError(f"{data} is not a data folder: it has no manifest.csv "
                              "(columns path,label,source; see docs/parity.md)")
     return path
 
@@ -326,13 +193,8 @@ class VerifyResult:
 
 
 def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, data: str | Path | None = None,
-           policy: GatePolicy = GatePolicy(), worst: int = 10) -> VerifyResult:
+           policy: Gate = Gate.release(), worst: int = 10) -> VerifyResult:
     """Run ``artifact`` with its own runtime on the reference's faces and gate the differences."""
-    from .api import require_runtime
-    from .preprocess import to_batch
-    from .runtimes.base import runtime_for
-    from .training.data import build_crops
-
     artifact = artifact if isinstance(artifact, Artifact) else Artifact.load(artifact)
     ref = reference if isinstance(reference, Reference) else Reference.load(reference)
     _check_compatible(artifact, ref)
@@ -341,13 +203,13 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
     spec = get_spec(ref.meta["model"])
     crops = build_crops(folder, spec.preprocessing.size, spec.preprocessing.margin)
     if crops.manifest_sha256 != ref.meta["data"]["manifest_sha256"]:
-        raise ReferenceError(f"{folder}/manifest.csv differs from the one the reference was built on "
+        raise InvalidReferenceError(f"{folder}/manifest.csv differs from the one the reference was built on "
                              f"(sha256 {crops.manifest_sha256[:12]} vs {ref.meta['data']['manifest_sha256'][:12]}): "
                              "rebuild the reference or point --data at the original set")
     index = {s.path: i for i, s in enumerate(crops.samples)}
     missing = [s["path"] for s in ref.samples if s["path"] not in index]
     if missing:
-        raise ReferenceError(f"{len(missing)} reference samples have no face crop in {folder} (first: {missing[0]})")
+        raise InvalidReferenceError(f"{len(missing)} reference samples have no face crop in {folder} (first: {missing[0]})")
     picked = np.array([index[s["path"]] for s in ref.samples])
     images = crops.images[picked]
     identical = sum(_crop_hash(images[i]) == s["crop_sha256"] for i, s in enumerate(ref.samples))
@@ -360,11 +222,11 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
         raise ArtifactError(f"{artifact.path}: the {runtime.name} runtime failed while scoring: {exc}") from exc
     logits = np.concatenate([o[0] for o in outs])
     feats = np.concatenate([o[1] for o in outs]) if all(o[1] is not None for o in outs) else None
-    probs = _softmax_fake(logits)
+    probs = softmax_fake(logits)
     metrics = compare(ref.probs, probs, ref.labels, ref.meta["threshold"], ref.features, feats)
     return VerifyResult(
         artifact=str(artifact.path), target=artifact.target, precision=artifact.precision, runtime=runtime.name,
-        reference=str(ref.path), metrics=metrics, checks=gate(metrics, policy),
+        reference=str(ref.path), metrics=metrics, checks=policy.checks(metrics),
         worst=_worst(ref, probs, worst), per_source=_source_drift(ref, probs),
         inputs_identical=int(identical), policy=asdict(policy), scores=[float(p) for p in probs],
         checked_on={**device_info().describe(), "runtime_version": type(runtime).version()})
@@ -373,12 +235,12 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
 def _check_compatible(artifact: Artifact, ref: Reference) -> None:
     model = artifact.manifest.get("model", {})
     if model.get("name") != ref.meta["family"]:
-        raise ReferenceError(f"{artifact.path} is a {model.get('name')!r} model; the reference is {ref.meta['family']!r}")
+        raise InvalidReferenceError(f"{artifact.path} is a {model.get('name')!r} model; the reference is {ref.meta['family']!r}")
     if model.get("version") != ref.meta["version"]:
-        raise ReferenceError(f"{artifact.path} is {ref.meta['family']} version {model.get('version')}; the reference "
+        raise InvalidReferenceError(f"{artifact.path} is {ref.meta['family']} version {model.get('version')}; the reference "
                              f"was built from version {ref.meta['version']}: rebuild one of them")
     if artifact.preprocessing != ref.meta["preprocessing"]:
-        raise ReferenceError(f"{artifact.path} preprocesses differently from the reference "
+        raise InvalidReferenceError(f"{artifact.path} preprocesses differently from the reference "
                              f"({artifact.preprocessing} vs {ref.meta['preprocessing']})")
 
 

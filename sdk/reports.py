@@ -9,8 +9,12 @@ import math
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import numpy as np
+from PIL import Image, ImageDraw
+
 from . import jsonio
-from .parity import Check, VerifyResult
+from .gates import Check
+from .parity import Reference, VerifyResult
 
 COLUMNS = [("auc_drop", "ΔAUC (drop)", "+.4f"), ("flip_rate", "flips", ".2%"), ("pearson", "Pearson", ".4f"),
            ("spearman", "Spearman", ".4f"), ("eer_increase", "ΔEER", "+.4f"), ("threshold_shift", "Δthr (EER)", "+.3f"),
@@ -31,7 +35,7 @@ def write_reports(results: list[VerifyResult], out_dir: str | Path, title: str =
     return paths
 
 
-def _fmt(value, spec: str) -> str:
+def fmt(value, spec: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return format(value, spec)
@@ -50,10 +54,10 @@ def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
         checks = {c.metric: c for c in r.checks}
         cells = []
         for metric, _, spec in COLUMNS:
-            text = _fmt(getattr(r.metrics, metric), spec)
+            text = fmt(getattr(r.metrics, metric), spec)
             check = checks.get(metric)
             if check and not check.passed:
-                text = f"**{text}** ({'≤' if check.kind == 'max' else '≥'}{_fmt(check.limit, spec)})"
+                text = f"**{text}** ({'≤' if check.kind == 'max' else '≥'}{fmt(check.limit, spec)})"
             cells.append(text)
         verdict = "✅ pass" if r.passed else "❌ DRIFT: " + ", ".join(c.metric for c in r.failures)
         lines.append(f"| {r.name} | {r.runtime} | {verdict} | " + " | ".join(cells) + " |")
@@ -61,8 +65,8 @@ def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
         m = r.metrics
         lines += ["", f"## {r.name}", "",
                   f"- artifact `{r.artifact}`; {m.n} faces ({r.inputs_identical} with pixel-identical inputs)",
-                  f"- AUC {_fmt(m.auc_reference, '.4f')} → {_fmt(m.auc, '.4f')}; EER {_fmt(m.eer_reference, '.4f')} → "
-                  f"{_fmt(m.eer, '.4f')}; {m.flips} decisions flipped",
+                  f"- AUC {fmt(m.auc_reference, '.4f')} → {fmt(m.auc, '.4f')}; EER {fmt(m.eer_reference, '.4f')} → "
+                  f"{fmt(m.eer, '.4f')}; {m.flips} decisions flipped",
                   "", f"![scores](scatter-{r.name}.png)", "", "| worst faces | source | reference | artifact | abs Δp |",
                   "|---|---|---|---|---|"]
         lines += [f"| {w['path']} | {w['source']} | {w['reference']:.3f} | {w['artifact']:.3f} | {w['abs_diff']:.3f}"
@@ -90,11 +94,6 @@ def _case(r: VerifyResult, c: Check) -> str:
 
 def scatter(result: VerifyResult, path: Path, size: int = 360) -> None:
     """Reference vs artifact fake probability, one dot per face; red dots changed decision."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    from .parity import Reference
-
     ref = Reference.load(result.reference)
     worst = {w["path"] for w in result.worst}
     probs = np.asarray(result.scores, dtype=np.float64)

@@ -6,7 +6,10 @@ size, margin, mean/std, JPEG re-encoding) so no runtime ever guesses them.
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import importlib
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 from .errors import UnknownModelError
@@ -33,11 +36,36 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
+class Family:
+    """A detector family: one folder under ``sdk/models/`` that registers itself here.
+
+    ``builder`` and ``trainer`` are ``"module:function"`` paths, imported only when a model is
+    built or trained, so ``import deepfake_sdk`` never loads torch. ``builder(spec, pretrained)``
+    returns the family's :class:`~deepfake_sdk.models.contract.DetectorModel`; ``trainer`` is
+    what ``deepfake-sdk train FAMILY`` runs. ``folder`` holds its trained tensors, model cards,
+    calibration profiles (``weights/``) and its recorded numerics (``numerics.md``).
+    """
+
+    name: str
+    builder: str
+    folder: Path
+    trainer: str | None = None
+    description: str = ""
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.folder / "weights"
+
+    def numerics_path(self, model: str) -> Path:
+        return self.folder / "numerics" / f"{model}.md"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
-    arch: str  # "gend"
+    family: str  # registered Family: "gend"
     backbone: str  # key in models.backbones
-    weights: str | None  # trained tensors shipped in the package (safetensors file name)
+    weights: str | None  # trained tensors shipped in the family's weights/ (safetensors file name)
     precision: str  # "fp32" runs the PyTorch reference; "int8" an exported artifact
     version: str = "0.1.0"
     threshold: float = 0.5  # fake if P(fake) >= threshold
@@ -45,15 +73,38 @@ class ModelSpec:
     description: str = ""
 
     @property
-    def family(self) -> str:
+    def base_name(self) -> str:
         """Name without the precision suffix: ``gend-int8`` and ``gend-fp32`` share ``gend``."""
         return self.name.rsplit("-", 1)[0]
+
+    @property
+    def weights_path(self) -> Path | None:
+        return get_family(self.family).weights_dir / self.weights if self.weights else None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_ALIASES: dict[str, str] = {}  # zoo name -> registered name
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    if family.name in _FAMILIES:
+        raise ValueError(f"family {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> Family:
+    if name not in _FAMILIES:
+        raise UnknownModelError(f"unknown model family {name!r}; known: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
+
+
+def list_families() -> list[str]:
+    return sorted(_FAMILIES)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -63,39 +114,46 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    import fnmatch
+def register_alias(name: str, target: str) -> None:
+    """``name`` resolves to the registered model ``target`` (``gend-int8`` -> ``gend-clip-b16-int8``):
+    the spec, artifact, cache and manifest are the target's, so an alias can move to a better
+    variant without touching anything built under the target's name."""
+    if target not in _REGISTRY:
+        raise ValueError(f"alias {name!r} points at {target!r}, which is not registered")
+    _ALIASES[name] = target
 
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+def list_models(pattern: str = "*") -> list[str]:
+    return sorted(n for n in [*_REGISTRY, *_ALIASES] if fnmatch.fnmatch(n, pattern))
+
+
+def resolve(name: str) -> str:
+    """The registered name behind an alias (itself when it is none)."""
+    return _ALIASES.get(name, name)
 
 
 def get_spec(name: str) -> ModelSpec:
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[resolve(name)]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        close = difflib.get_close_matches(name, list_models(), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {name!r}.{hint} Known models: {', '.join(list_models())}"
         ) from None
 
 
+def load_callable(path: str) -> Callable:
+    """``"package.module:function"`` -> the function (imported now: the lazy half of a registry
+    whose entries must not import torch when registered)."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def with_precision(spec: ModelSpec, precision: str) -> ModelSpec:
-    return replace(spec, name=f"{spec.family}-{precision}", precision=precision)
+    return replace(spec, name=f"{spec.base_name}-{precision}", precision=precision)
 
 
-_GEND = ModelSpec(
-    name="gend-fp32",
-    arch="gend",
-    backbone="dinov2-vits14-offline",
-    weights="gend_dinov2_vits14.safetensors",
-    precision="fp32",
-    description="GenD (LN-tuned DINOv2 ViT-S/14 + L2 + linear head), PyTorch FP32 reference",
-)
-register_model(_GEND)
-register_model(
-    replace(
-        with_precision(_GEND, "int8"),
-        description="GenD, static INT8 (QDQ, per-channel weights, float L2+head), built on first use",
-    )
-)
+def register_pair(fp32: ModelSpec, int8_description: str) -> tuple[ModelSpec, ModelSpec]:
+    """Register a full-precision spec and its INT8 twin (same weights and preprocessing)."""
+    return register_model(fp32), register_model(replace(with_precision(fp32, "int8"), description=int8_description))

@@ -98,7 +98,7 @@ def tiny_gend():
     """A random-init GenD small enough to export in seconds."""
     import torch
 
-    from deepfake_sdk.models.gend import GenD
+    from deepfake_sdk.models.gend.model import GenD
     from deepfake_sdk.models.vit import VisionTransformer
 
     torch.manual_seed(0)

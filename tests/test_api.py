@@ -24,7 +24,7 @@ def int8():
 def test_fp32_predicts_a_face(fp32, samples):
     pred = fp32.predict(samples / "astronaut.jpg")
     assert 0.0 <= pred.score <= 1.0 and pred.label in ("real", "fake")
-    assert pred.model == "gend-fp32" and pred.runtime == "pytorch" and pred.latency_ms > 0
+    assert pred.model == deepfake_sdk.get_spec("gend-fp32").name and pred.runtime == "pytorch" and pred.latency_ms > 0
     assert len(pred.faces) == 1 and pred.box == pred.faces[0].box
     assert pred.to_dict()["faces"][0]["score"] == pred.score
 
@@ -54,7 +54,7 @@ def test_int8_tracks_fp32_on_samples(int8, fp32, samples):
     from deepfake_sdk.device import select_target
     from deepfake_sdk.runtimes.base import runtime_class
 
-    assert int8.artifact.target == select_target("int8").target and int8.spec.name == "gend-int8"
+    assert int8.artifact.target == select_target("int8").target and int8.spec.name == deepfake_sdk.get_spec("gend-int8").name
     assert int8.runtime == runtime_class(int8.artifact.target).name
     manifest = int8.artifact.manifest
     assert manifest["calibration"]["size"] == 64 and "smoothquant_maxima" in manifest["calibration"]

@@ -11,7 +11,7 @@ def test_table_and_plot(tmp_path):
             BenchmarkRow("coreml", "int8", 23.0, None, None, None, None, None, "exported; runtime not available here")]
     table = format_rows(rows)
     assert "onnx" in table and "12.5" in table and "runtime not available" in table
-    assert len(table.splitlines()) == 4
+    assert len(table.splitlines()) == 4 and table.splitlines()[0].startswith("model")
     plot(rows, tmp_path / "p.png")
     img = Image.open(tmp_path / "p.png")
     assert img.height == 40 + 22 * 2  # one bar per row with a latency

@@ -18,7 +18,7 @@ from deepfake_sdk import device
 from deepfake_sdk.artifact import write_manifest
 from deepfake_sdk.errors import ParityGateError, ParityWarning
 from deepfake_sdk.jsonio import is_plain
-from deepfake_sdk.quantization.sensitivity import ParityGate
+from deepfake_sdk.gates import Gate
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.targets import TARGETS
 
@@ -26,7 +26,7 @@ from tinymodel import register
 
 TINY = register()
 RUNNABLE = [t for t in TARGETS if TARGETS[t].predicts_on_linux and runtime_class(t).is_available()]
-UNREACHABLE = ParityGate(min_pearson=1.01)  # no build can pass: forces every mixed-precision step
+UNREACHABLE = Gate.build().overridden(min_pearson=1.01)  # no build can pass: forces every mixed-precision step
 
 
 def test_manifest_writer_converts_numpy_and_refuses_the_rest(tmp_path):
@@ -114,7 +114,7 @@ def test_doctor_shows_a_build_that_missed_its_gate(capsys):
 
 
 def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces():
-    from deepfake_sdk.api import VERIFY_SIZE
+    from deepfake_sdk.build import VERIFY_SIZE
     from deepfake_sdk.quantization.calibration import build_sets
     from deepfake_sdk.zoo import get_spec, list_models
 
@@ -122,7 +122,7 @@ def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces()
         spec = get_spec(name)
         if spec.weights is None:
             continue
-        sets = build_sets(None, 8, VERIFY_SIZE, spec.preprocessing, spec.weights)
+        sets = build_sets(None, 8, VERIFY_SIZE, spec.preprocessing, spec.weights_path)
         assert sets.calibration.smooth_maxima is not None, f"{name}: no calibration profile shipped"
         assert sets.shared_sources() == [], name
         assert "pkg_skimage" in sets.gate.sources and "pkg_skimage" not in sets.calibration.faces_used()
@@ -156,5 +156,5 @@ def test_export_without_calibration_or_gate_uses_the_recorded_profile(tmp_path):
     from deepfake_sdk.zoo import get_spec
 
     spec = get_spec("gend-int8")
-    calib = calibration_set(None, 8, spec.preprocessing, spec.weights)
+    calib = calibration_set(None, 8, spec.preprocessing, spec.weights_path)
     assert len(calib.crops) == 8 and calib.smooth_maxima is not None and "pkg_skimage" not in calib.faces_used()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from deepfake_sdk.cli import main
+from deepfake_sdk.zoo import get_spec
 
 
 def test_help_lists_every_command():
@@ -19,7 +20,7 @@ def test_predict_table_has_a_row_per_image(samples, capsys):
     assert main(["predict", str(samples), "--model", "gend-fp32"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 + len(images)
-    assert "gend-fp32" in lines[2] and "pytorch" in lines[2]
+    assert get_spec("gend-fp32").name in lines[2] and "pytorch" in lines[2]
     assert any("no_face" in line and "cat_no_face" in line for line in lines)
 
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_sdk.quantization.sensitivity import ParityGate, check, search_float_layers, sqnr_db
+from deepfake_sdk.export import search_float_layers
+from deepfake_sdk.gates import Gate, compare
+from deepfake_sdk.quantization.sensitivity import sqnr_db
 
 REF = np.linspace(0.05, 0.95, 200)
 LAYERS = {f"layer{i}": float(i) for i in range(10)}  # layer0 is the most damaged (lowest SQNR)
@@ -24,7 +26,7 @@ def _score(artifact):
 
 def test_search_stops_as_soon_as_the_gate_passes():
     calls = []
-    artifact, report = search_float_layers(_export, _score, lambda a: calls.append(1) or LAYERS, REF, None)
+    artifact, report = search_float_layers(_export, _score, lambda a: calls.append(1) or LAYERS, REF, Gate.build())
     assert report["passed"]
     assert report["float_layers"] == ["layer0", "layer1", "layer2", "layer3"]  # 2 was not enough
     assert [s["float_layers"] for s in report["steps"]] == [0, 2, 4]
@@ -33,16 +35,16 @@ def test_search_stops_as_soon_as_the_gate_passes():
 
 
 def test_search_reports_failure_when_budget_runs_out():
-    _, report = search_float_layers(_export, _score, lambda a: {"layer9": 0.0}, REF, None, max_steps=3)
+    _, report = search_float_layers(_export, _score, lambda a: {"layer9": 0.0}, REF, Gate.build(), max_steps=3)
     assert not report["passed"] and report["float_layers"] == ["layer9"]
 
 
 def test_check_and_sqnr():
     labels = (REF > 0.5).astype(int)
-    ok = check(REF, REF, labels, ParityGate())
-    assert ok.passed and ok.pearson > 0.9999 and ok.flip_rate == 0 and ok.auc_drop == 0
-    flipped = check(REF, 1 - REF, labels, ParityGate())
-    assert not flipped.passed and flipped.flip_rate > 0.9
+    ok = compare(REF, REF, labels)
+    assert Gate.build().passes(ok) and ok.pearson > 0.9999 and ok.flip_rate == 0 and ok.auc_drop == 0
+    flipped = compare(REF, 1 - REF, labels)
+    assert not Gate.build().passes(flipped) and flipped.flip_rate > 0.9
     assert sqnr_db(np.ones(4), np.ones(4)) == float("inf")
     assert abs(sqnr_db(np.ones(100), np.ones(100) * 1.1) - 20.0) < 1e-6
 
@@ -57,10 +59,10 @@ def _flipped(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_build_gate_fails_flips_only_when_the_data_show_them_above_the_limit():
-    assert check(*_flipped(3), None, ParityGate()).passed  # 2.3% observed, lower bound 0.94%
-    assert not check(*_flipped(4), None, ParityGate()).passed  # lower bound 1.4%
-    assert not check(*_flipped(2), None, ParityGate(flip_confidence=None)).passed  # raw 1.6% > 1%
-    assert check(*_flipped(1), None, ParityGate(flip_confidence=None)).passed
+    assert Gate.build().passes(compare(*_flipped(3)))  # 2.3% observed, lower bound 0.94%
+    assert not Gate.build().passes(compare(*_flipped(4)))  # lower bound 1.4%
+    assert not Gate.release().passes(compare(*_flipped(2)))  # raw 1.6% > 1%
+    assert Gate.release().passes(compare(*_flipped(1)))
 
 
 # --- mixed precision on the PT2E targets: module names, a shared sensitivity ranking ---
@@ -108,26 +110,26 @@ def _quantizers():
 def test_pt2e_keeps_named_layers_float(scheme, smoothed_tiny, calib):
     pytest.importorskip("executorch")
     pytest.importorskip("litert_torch")
-    from deepfake_sdk.quantization.pt2e import quantize_backbone
+    from deepfake_sdk.quantization.pt2e import quantize_part
 
     quantizer = _quantizers()[scheme]
-    plain = _quantized_linears(quantize_backbone(smoothed_tiny, quantizer, calib, keep_embeddings_float=True))
+    plain = _quantized_linears(quantize_part(smoothed_tiny, quantizer, calib, keep_stem_float=True))
     assert plain and all(plain.values()), "without float_layers every linear is quantized"
-    mixed = _quantized_linears(quantize_backbone(smoothed_tiny, _quantizers()[scheme], calib,
-                                                 keep_embeddings_float=True, float_layers=(FC,)))
+    mixed = _quantized_linears(quantize_part(smoothed_tiny, _quantizers()[scheme], calib,
+                                                 keep_stem_float=True, float_layers=(FC,)))
     assert mixed["layer.1.mlp.fc1"] is False
     assert sum(mixed.values()) == len(plain) - 1
 
 
 def test_pt2e_float_layers_fail_loudly_on_unknown_names(smoothed_tiny, calib):
     pytest.importorskip("executorch")
-    from deepfake_sdk.quantization.pt2e import quantize_backbone
+    from deepfake_sdk.quantization.pt2e import quantize_part
 
     with pytest.raises(ValueError, match="match no quantized node"):
-        quantize_backbone(smoothed_tiny, _quantizers()["executorch dynamic"], calib, keep_embeddings_float=True,
+        quantize_part(smoothed_tiny, _quantizers()["executorch dynamic"], calib, keep_stem_float=True,
                           float_layers=("backbone.encoder.layer.7.mlp.fc1",))
     with pytest.raises(ValueError, match="not inside the quantized part"):
-        quantize_backbone(smoothed_tiny, _quantizers()["executorch dynamic"], calib, keep_embeddings_float=True,
+        quantize_part(smoothed_tiny, _quantizers()["executorch dynamic"], calib, keep_stem_float=True,
                           float_layers=("head.fc",))
 
 
@@ -159,7 +161,7 @@ def test_export_keeps_the_most_sensitive_layers_float_and_records_them(tiny_gend
     spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
     crops = augmented_crops(astronaut_crop, 56, 8)
     art = export(tiny_gend, "executorch", "int8", calibration=crops, out=tmp_path / "a", spec=spec,
-                 verify_on=crops, gate=ParityGate(min_pearson=1.01), mixed_precision_steps=1)
+                 verify_on=crops, gate=Gate.build().overridden(min_pearson=1.01), mixed_precision_steps=1)
     report = art.manifest["mixed_precision"]
     assert [s["float_layers"] for s in report["steps"]] == [0, 2] and not report["passed"]
     assert len(report["float_layers"]) == 2 and all(n.startswith("backbone.encoder.layer.") for n in report["float_layers"])

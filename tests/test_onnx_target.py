@@ -70,7 +70,7 @@ def test_int8_export(activations, quant_ops, tiny_gend, crops, tmp_path):
 def test_int8_artifact_is_smaller_for_a_real_width_model(tmp_path, crops):
     """Weights dominate at ViT widths: INT8 must be well under a third of FP32."""
     from conftest import tiny_vit_config
-    from deepfake_sdk.models.gend import GenD
+    from deepfake_sdk.models.gend.model import GenD
     from deepfake_sdk.models.vit import VisionTransformer
 
     torch.manual_seed(0)

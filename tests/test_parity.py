@@ -15,7 +15,10 @@ import pytest
 
 from deepfake_sdk.cli import main
 from deepfake_sdk.metrics import average_precision, detection_metrics, eer, roc_auc, tpr_at_fpr
-from deepfake_sdk.parity import GatePolicy, Reference, ReferenceError, compare, gate
+from deepfake_sdk.errors import UsageError
+from deepfake_sdk.gates import Gate, compare
+from deepfake_sdk.parity import Reference
+from deepfake_sdk.zoo import get_spec
 
 
 def test_detection_metrics_on_a_hand_checked_case():
@@ -35,26 +38,26 @@ def test_gate_passes_close_scores_and_names_every_failing_metric():
     labels = rng.integers(0, 2, 400)
     ref = np.clip(0.5 + (labels - 0.5) * 0.8 + rng.normal(0, 0.15, 400), 0, 1)
     close = np.clip(ref + rng.normal(0, 0.002, 400), 0, 1)
-    checks = gate(compare(ref, close, labels), GatePolicy())
+    checks = Gate.release().checks(compare(ref, close, labels))
     assert checks and all(c.passed for c in checks)
 
     drifted = np.clip(ref + rng.normal(0, 0.15, 400), 0, 1)
-    failed = {c.metric for c in gate(compare(ref, drifted, labels), GatePolicy()) if not c.passed}
+    failed = {c.metric for c in Gate.release().checks(compare(ref, drifted, labels)) if not c.passed}
     assert {"pearson", "flip_rate"} <= failed
 
     broken = close.copy()
     broken[:3] = np.nan
-    failed = {c.metric for c in gate(compare(ref, broken, labels), GatePolicy()) if not c.passed}
+    failed = {c.metric for c in Gate.release().checks(compare(ref, broken, labels)) if not c.passed}
     assert "nonfinite" in failed
 
 
 def test_policy_file_and_flags(tmp_path):
     (tmp_path / "gate.toml").write_text("[gate]\nmax_flip_rate = 0.002\nmin_feature_cosine = 0.99\n")
-    policy = GatePolicy.from_file(tmp_path / "gate.toml").overridden(min_pearson=0.999)
+    policy = Gate.from_file(tmp_path / "gate.toml").overridden(min_pearson=0.999)
     assert (policy.max_flip_rate, policy.min_feature_cosine, policy.min_pearson) == (0.002, 0.99, 0.999)
     (tmp_path / "bad.json").write_text(json.dumps({"max_flips": 0.1}))
-    with pytest.raises(ReferenceError, match="unknown keys"):
-        GatePolicy.from_file(tmp_path / "bad.json")
+    with pytest.raises(UsageError, match="unknown keys"):
+        Gate.from_file(tmp_path / "bad.json")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def small_reference(parity_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def onnx_int8():
-    from deepfake_sdk.api import ensure_artifact
+    from deepfake_sdk.build import ensure_artifact
     from deepfake_sdk.zoo import get_spec
 
     return ensure_artifact(get_spec("gend-int8"), "onnx", progress=False)  # the default build users get
@@ -75,10 +78,10 @@ def onnx_int8():
 
 def test_reference_stores_faces_scores_features_and_metrics(reference):
     meta = reference.meta
-    assert meta["model"] == "gend-fp32" and meta["device"] in ("cpu", "cuda")
+    assert meta["model"] == get_spec("gend-fp32").name and meta["device"] in ("cpu", "cuda")
     n = len(reference.samples)
     assert n == meta["data"]["samples"] and n >= 20
-    assert reference.features.shape == (n, 384)
+    assert reference.features.shape == (n, 768 if "clip" in meta["model"] else 384)
     assert np.allclose(np.linalg.norm(reference.features.astype(np.float64), axis=1), 1.0, atol=1e-2)
     first = reference.samples[0]
     assert len(first["image_sha256"]) == 64 and len(json.loads(first["landmarks"])) == 5

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from deepfake_sdk.parity import GatePolicy, verify
+from deepfake_sdk.gates import Gate
+from deepfake_sdk.parity import verify
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +25,14 @@ KNOWN_FLIP_LIMIT = {"executorch": 0.015, "tflite": 0.015}
 
 @pytest.mark.parametrize("target", ["onnx", "openvino", "executorch", "tflite"])
 def test_gend_int8_passes_the_default_gate(target, reference):
-    from deepfake_sdk.api import ensure_artifact
+    from deepfake_sdk.build import ensure_artifact
     from deepfake_sdk.zoo import get_spec
 
     artifact = ensure_artifact(get_spec("gend-int8"), target, progress=False)  # the default build users get
     calibrated_on = set(artifact.manifest["calibration"]["smoothquant_maxima"]["sources"])
     assert not calibrated_on & {s["source"] for s in reference.samples}, "gate faces from calibration sources"
     near = sum(abs(float(s["prob"]) - 0.5) <= 0.05 for s in reference.samples)
-    result = verify(artifact, reference, policy=GatePolicy(max_flip_rate=KNOWN_FLIP_LIMIT.get(target, 0.01)))
+    result = verify(artifact, reference, policy=Gate.release().overridden(max_flip_rate=KNOWN_FLIP_LIMIT.get(target, 0.01)))
     m = result.metrics
     print(f"{target}: pearson {m.pearson:.4f} flips {m.flip_rate:.3%} auc_drop {m.auc_drop} size "
           f"{artifact.size_bytes() / 1e6:.1f} MB; {near}/{len(reference.samples)} reference scores within 0.05 of 0.5")

@@ -24,7 +24,7 @@ RUNNABLE = [t for t in TARGETS if TARGETS[t].predicts_on_linux and t != "onnx"] 
 @pytest.fixture(scope="module")
 def model():
     from conftest import tiny_vit_config
-    from deepfake_sdk.models.gend import GenD
+    from deepfake_sdk.models.gend.model import GenD
     from deepfake_sdk.models.vit import VisionTransformer
 
     torch.manual_seed(0)

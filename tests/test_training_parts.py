@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from deepfake_sdk.metrics import roc_auc
@@ -57,22 +58,47 @@ def test_auc():
     assert math.isnan(roc_auc([1, 1], [0.1, 0.2]))
 
 
-def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop):
+@pytest.mark.parametrize("budget", [None, 1])
+def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop, budget):
+    """Full recipe: every LayerNorm may change; budget: only the last block's and the final one."""
     from PIL import Image
 
+    from deepfake_sdk.models.gend.train import Items, TokenCache, TrainConfig, item_weights, train_budget, train_full
     from deepfake_sdk.training.data import CropSet
-    from deepfake_sdk.training.train import TrainConfig, train_gend
     from deepfake_sdk.zoo import Preprocessing
 
+    pp = Preprocessing(size=56)
     small = np.asarray(Image.fromarray(astronaut_crop).resize((56, 56)))
-    crops = CropSet([Sample(f"{i}", i % 2, "s", f"g{i}") for i in range(6)], np.stack([small] * 6), "x" * 64, [])
+    samples = [Sample(f"{i}", i % 2, "s", f"g{i}", "faceswap" if i % 2 else "real") for i in range(6)]
+    crops = CropSet(samples, np.stack([small] * 6), "x" * 64, [])
     before = {k: v.clone() for k, v in tiny_gend.state_dict().items()}
-    train_gend(tiny_gend, crops, TrainConfig(epochs=1, batch_size=4, probe_steps=5), Preprocessing(size=56))
+    cfg = TrainConfig(epochs=1, batch_size=4, probe_steps=5, budget_blocks=budget)
+    if budget is None:
+        train_full(tiny_gend, crops, np.arange(6), cfg, pp)
+    else:
+        start = len(tiny_gend.backbone.encoder.layer) - budget
+        labels = crops.labels()
+        items = Items(crops.images, labels, item_weights(samples, np.arange(6), labels, cfg), np.arange(6))
+        train_budget(tiny_gend, TokenCache(tiny_gend.backbone, crops.images, start, pp), items, np.arange(6), cfg)
     trained = set(tiny_gend.trained_state_dict())
     changed = {k for k, v in tiny_gend.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and changed <= trained
     assert any("norm" in k for k in changed) and "head.linear.weight" in changed
     assert all(k.startswith("head.") or "norm" in k or k.startswith("backbone.layernorm") for k in trained)
+    if budget is not None:
+        assert not any(k.startswith("backbone.encoder.layer.0.") for k in changed), "the frozen prefix stayed frozen"
+        assert any(k.startswith("backbone.encoder.layer.1.") for k in changed)
+
+
+def test_item_weights_balance_labels_and_upweight_generated_fakes():
+    from deepfake_sdk.models.gend.train import TrainConfig, item_weights
+
+    samples = [Sample("r", 0, "a", "g", "real"), Sample("s", 1, "b", "g", "faceswap"),
+               Sample("d", 1, "c", "g", "diffusion")]
+    origin, labels = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1])  # item 1: a self-blend of the real
+    w = item_weights(samples, origin, labels, TrainConfig(generated_weight=4.0))
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
+    assert w[3] == pytest.approx(4 * w[2]) and w[1] == pytest.approx(w[2])
 
 
 def test_uniformity_of_a_single_sample_is_zero_not_nan():

@@ -30,7 +30,7 @@ def register() -> str:
     """Register the tiny backbone and zoo entries once; returns the INT8 name."""
     if f"{NAME}-int8" not in list_models():
         register_backbone("test-tiny-vit", tiny_vit)
-        spec = ModelSpec(name=f"{NAME}-fp32", arch="gend", backbone="test-tiny-vit", weights=None, precision="fp32",
+        spec = ModelSpec(name=f"{NAME}-fp32", family="gend", backbone="test-tiny-vit", weights=None, precision="fp32",
                          preprocessing=Preprocessing(size=SIZE), description="tiny random GenD for tests")
         register_model(spec)
         register_model(with_precision(spec, "int8"))

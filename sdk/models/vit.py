@@ -224,10 +224,25 @@ class VisionTransformer(nn.Module):
         return self.config.hidden_size
 
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.layernorm(self.encoder(self.embed(pixels)))
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Tokens entering the first block (patch + position embeddings, CLIP's pre-norm)."""
         x = self.embeddings(pixels)
-        if self.pre_layernorm is not None:
-            x = self.pre_layernorm(x)
-        return self.layernorm(self.encoder(x))
+        return self.pre_layernorm(x) if self.pre_layernorm is not None else x
+
+    def tokens_before(self, pixels: torch.Tensor, block: int) -> torch.Tensor:
+        """Tokens entering block ``block``: what a budget recipe caches for a frozen prefix."""
+        x = self.embed(pixels)
+        for layer in self.encoder.layer[:block]:
+            x = layer(x)
+        return x
+
+    def forward_from(self, tokens: torch.Tensor, block: int) -> torch.Tensor:
+        """CLS feature from tokens entering block ``block`` (the rest of :meth:`forward`)."""
+        for layer in self.encoder.layer[block:]:
+            tokens = layer(tokens)
+        return self.layernorm(tokens)[:, 0]
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """CLS feature, shape ``(B, hidden_size)``."""

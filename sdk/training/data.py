@@ -37,6 +37,7 @@ class Sample:
     label: int  # 1 = fake
     source: str
     group: str  # source + clip/identity: near-duplicates share a group
+    family: str = ""  # kind of fake (faceswap, reenactment, face_editing, gan_full_synthesis, diffusion); "real"
 
     @property
     def domain(self) -> str:
@@ -50,13 +51,24 @@ def clip_of(filename: str) -> str:
     return stem.split("-")[0]
 
 
+def group_of(row: dict) -> str:
+    """``source/clip``: the ``group=`` the manifest's notes give (clip, grid or identity), else the
+    clip read off the file name."""
+    found = re.search(r"group=([^;,\s\"]+)", row.get("notes") or "")
+    return f"{row['source']}/{found.group(1) if found else clip_of(row['path'])}"
+
+
+def family_of(row: dict) -> str:
+    """The manipulation family of a fake (the ``manipulation`` column up to its colon); "real"."""
+    if row["label"] != "fake":
+        return "real"
+    return (row.get("manipulation") or "unknown").split(":")[0].strip() or "unknown"
+
+
 def read_manifest(manifest: Path) -> list[Sample]:
     with open(manifest, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [
-        Sample(r["path"], int(r["label"] == "fake"), r["source"], f"{r['source']}/{clip_of(r['path'])}")
-        for r in rows
-    ]
+    return [Sample(r["path"], int(r["label"] == "fake"), r["source"], group_of(r), family_of(r)) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -78,11 +90,12 @@ class CropSet:
                        [self.faces[i] for i in idx] if self.faces else [])
 
 
-def build_crops(data_dir: Path, size: int = 224, margin: float = 1.3) -> CropSet:
-    """Detect, align and JPEG-encode every manifest image once; cached by manifest hash."""
-    manifest = Path(data_dir) / "manifest.csv"
+def build_crops(data_dir: Path, size: int = 224, margin: float = 1.3, manifest: str = "manifest.csv") -> CropSet:
+    """Detect, align and JPEG-encode every image of ``data_dir/manifest`` once; cached by the
+    manifest's hash (``manifest_extra.csv`` and ``manifest_generated.csv`` have their own)."""
+    manifest = Path(data_dir) / manifest
     digest = sha256_file(manifest)
-    folder = cache_dir() / "facecrops" / f"{digest[:16]}_{size}_{margin}_v2"
+    folder = cache_dir() / "facecrops" / f"{digest[:16]}_{size}_{margin}_v3"
     if not (folder / "index.json").exists():
         _write_crops(Path(data_dir), read_manifest(manifest), folder, size, margin)
     index = json.loads((folder / "index.json").read_text())
@@ -107,6 +120,28 @@ def _write_crops(data_dir: Path, samples: list[Sample], folder: Path, size: int,
         np.save(tmp / "crops.npy", np.stack(crops))
         index = {"samples": [asdict(s) for s in kept], "skipped": skipped, "faces": where}
         (tmp / "index.json").write_text(jsonio.dumps(index, indent=1))
+
+
+@dataclass(frozen=True)
+class SpreadCrops:
+    images: np.ndarray
+    samples: list
+    order: list[int]  # indices, round-robin over sources, evenly spaced within each
+    manifest_sha256: str
+
+
+def spread_over_sources(folder: Path, preprocessing, exclude: tuple[str, ...] = (),
+                        include: tuple[str, ...] | None = None) -> SpreadCrops:
+    crops = build_crops(folder, preprocessing.size, preprocessing.margin)
+    by_source: dict[str, list[int]] = {}
+    for i, s in enumerate(crops.samples):
+        if s.source not in exclude and (include is None or s.source in include):
+            by_source.setdefault(s.source, []).append(i)
+    spaced = [np.array(idx)[np.argsort((np.arange(len(idx)) * 0.618) % 1.0)] for idx in by_source.values()]
+    order: list[int] = []
+    for rank in range(max((len(s) for s in spaced), default=0)):
+        order += [int(s[rank]) for s in spaced if rank < len(s)]
+    return SpreadCrops(crops.images, crops.samples, order, crops.manifest_sha256)
 
 
 HOLDOUT_MANIFEST = "manifest_extra.csv"

@@ -1,0 +1,179 @@
+"""One gate vocabulary: how a candidate's scores differ from the float reference, and the limits.
+
+The same :class:`Gate` decides at build time (``load()``/``export`` on a few hundred crops,
+where it picks mixed precision) and at release time (``deepfake-sdk verify`` on a held-out
+set, exit 1 on drift). The two differ only in their defaults: the build gate judges the flip
+rate by a confidence bound, because on 128 faces one face is 0.8% (:meth:`Gate.build`); the
+release gate compares raw rates (:meth:`Gate.release`, the class defaults).
+"""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+from .errors import UsageError
+from .metrics import detection_metrics, spearman
+
+
+@dataclass(frozen=True)
+class ParityMetrics:
+    """Candidate vs reference on the same faces. Drops/increases are reference minus candidate
+    for AUC (positive = worse) and candidate minus reference for EER (positive = worse)."""
+
+    n: int
+    pearson: float
+    spearman: float
+    flip_rate: float
+    flips: int
+    max_abs_diff: float
+    p99_abs_diff: float
+    mean_abs_diff: float
+    nonfinite: int
+    auc_reference: float | None = None
+    auc: float | None = None
+    auc_drop: float | None = None
+    eer_reference: float | None = None
+    eer: float | None = None
+    eer_increase: float | None = None
+    threshold_shift: float | None = None  # EER threshold, candidate minus reference
+    feature_cosine_mean: float | None = None
+    feature_cosine_min: float | None = None
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None,
+            threshold: float = 0.5, ref_features: np.ndarray | None = None,
+            features: np.ndarray | None = None) -> ParityMetrics:
+    """Parity metrics of candidate fake probabilities against reference ones (same order)."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    finite = np.isfinite(candidate)
+    nonfinite = int((~finite).sum())
+    cand = np.where(finite, candidate, 0.5)
+    diff = np.abs(cand - reference)
+    flips = int(np.sum((reference >= threshold) != (cand >= threshold)))
+    out = dict(n=len(reference), pearson=_corr(reference, cand), spearman=spearman(reference, cand),
+               flip_rate=flips / max(len(reference), 1), flips=flips, max_abs_diff=float(diff.max()),
+               p99_abs_diff=float(np.percentile(diff, 99)), mean_abs_diff=float(diff.mean()), nonfinite=nonfinite)
+    ref_m = detection_metrics(labels, reference) if labels is not None else None
+    cand_m = detection_metrics(labels, cand) if labels is not None else None
+    if ref_m and cand_m:
+        out.update(auc_reference=ref_m["auc"], auc=cand_m["auc"], auc_drop=ref_m["auc"] - cand_m["auc"],
+                   eer_reference=ref_m["eer"], eer=cand_m["eer"], eer_increase=cand_m["eer"] - ref_m["eer"],
+                   threshold_shift=cand_m["eer_threshold"] - ref_m["eer_threshold"])
+    if ref_features is not None and features is not None:
+        cos = np.sum(_unit(ref_features) * _unit(features), axis=1)
+        out.update(feature_cosine_mean=float(np.nanmean(cos)), feature_cosine_min=float(np.nanmin(cos)))
+    return ParityMetrics(**out)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if np.std(a) == 0 or np.std(b) == 0:
+        return 1.0 if np.allclose(a, b) else 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    value: float | None
+    limit: float
+    kind: str  # "max" or "min"
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Limits a candidate must meet against its reference; None switches a limit off.
+
+    The flip rate counts faces whose decision at the model's threshold changes. With
+    ``flip_confidence`` set, it fails only when its one-sided Wilson lower bound at that
+    confidence exceeds ``max_flip_rate`` (3/128 passes, 4/128 fails at 0.95): on the few faces a
+    build sets aside, one near-threshold face must not decide. Tighten any limit for a release
+    (``--max-flip-rate 0.005``) or load them from a file (:meth:`from_file`).
+    """
+
+    max_auc_drop: float | None = 0.005
+    max_flip_rate: float | None = 0.01
+    min_pearson: float | None = 0.995
+    max_eer_increase: float | None = None
+    max_p99_abs_diff: float | None = None
+    min_feature_cosine: float | None = None  # mean cosine of L2 features, where the candidate has them
+    max_nonfinite: int | None = 0
+    flip_confidence: float | None = None
+
+    # metric name in ParityMetrics -> (limit field, "max" or "min")
+    LIMITS = {"auc_drop": ("max_auc_drop", "max"), "flip_rate": ("max_flip_rate", "max"),
+              "pearson": ("min_pearson", "min"), "eer_increase": ("max_eer_increase", "max"),
+              "p99_abs_diff": ("max_p99_abs_diff", "max"), "feature_cosine_mean": ("min_feature_cosine", "min"),
+              "nonfinite": ("max_nonfinite", "max")}
+
+    @classmethod
+    def release(cls) -> "Gate":
+        """``deepfake-sdk verify``'s default: raw rates on a few hundred held-out faces."""
+        return cls()
+
+    @classmethod
+    def build(cls) -> "Gate":
+        """The build gate of ``load()``/``export``: the release limits, flip rate judged by its
+        95% lower bound."""
+        return cls(flip_confidence=0.95)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Gate":
+        """JSON or TOML with any of the field names (a ``[gate]`` table in TOML is also read)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read policy file {path}: {exc}") from exc
+        data = data.get("gate", data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UsageError(f"policy file {path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    def overridden(self, **overrides) -> "Gate":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def checks(self, metrics: ParityMetrics) -> list[Check]:
+        """One Check per active limit; a missing metric (no labels, no features) is not checked."""
+        out = []
+        for metric, (limit_name, kind) in self.LIMITS.items():
+            limit, value = getattr(self, limit_name), getattr(metrics, metric)
+            if limit is None or value is None:
+                continue
+            judged = value
+            if metric == "flip_rate" and self.flip_confidence is not None:
+                judged = wilson_lower_bound(metrics.flips, metrics.n, self.flip_confidence)
+            ok = (judged <= limit if kind == "max" else judged >= limit) and not (
+                isinstance(judged, float) and math.isnan(judged))
+            out.append(Check(metric, value, limit, kind, bool(ok)))
+        return out
+
+    def passes(self, metrics: ParityMetrics) -> bool:
+        return all(c.passed for c in self.checks(metrics))
+
+
+def wilson_lower_bound(successes: int, n: int, confidence: float) -> float:
+    """One-sided lower confidence bound of a binomial rate (Wilson score interval)."""
+    if n == 0:
+        return 0.0
+    z = NormalDist().inv_cdf(confidence)
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n))

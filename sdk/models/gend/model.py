@@ -1,0 +1,120 @@
+"""GenD: a frozen foundation ViT whose LayerNorms alone are tuned, an L2-normalised CLS feature
+on the unit hypersphere, and a linear head (Yermakov et al., "Deepfake Detection that
+Generalizes Across Benchmarks", WACV 2026).
+
+Only the LayerNorm affine parameters and the head train (~0.05% of a ViT), which keeps the
+foundation model's features and makes the trained part tiny enough to ship in the package.
+Any :class:`~deepfake_sdk.models.vit.VisionTransformer` is a backbone (DINOv2, CLIP, ...).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from ...errors import ArtifactError
+from ...zoo import ModelSpec
+from ..backbones import create_backbone
+from ..contract import DetectorModel, ExportHints
+from ..vit import VisionTransformer
+
+
+class LinearNormHead(nn.Module):
+    """``Linear(D, 2)`` on the L2-normalised feature (GenD's "LinearNorm" head)."""
+
+    def __init__(self, dim: int, num_classes: int = 2):
+        super().__init__()
+        self.linear = nn.Linear(dim, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.normalize(features, p=2, dim=-1))
+
+
+class GenD(DetectorModel):
+    """``forward(pixels) -> logits (B, 2)``; class 1 is *fake*."""
+
+    def __init__(self, backbone: VisionTransformer, num_classes: int = 2):
+        super().__init__()
+        self.backbone = backbone
+        self.head = LinearNormHead(backbone.feature_dim, num_classes)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Unit-norm CLS features: the hypersphere the uniformity/alignment losses act on."""
+        return F.normalize(self.backbone(pixels), p=2, dim=-1)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(pixels))
+
+    def logits_and_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.backbone(pixels)
+        return self.head(feats), F.normalize(feats, p=2, dim=-1)
+
+    def export_hints(self) -> ExportHints:
+        blocks = self.backbone.encoder.layer
+        pairs = []
+        for i, block in enumerate(blocks):
+            base = f"backbone.encoder.layer.{i}"
+            pairs.append((f"{base}.norm1", tuple(f"{base}.attention.attention.{p}" for p in ("query", "key", "value"))))
+            pairs.append((f"{base}.norm2", (f"{base}.mlp.fc1",)))
+        stem = ("backbone.embeddings",) + (("backbone.pre_layernorm",) if self.backbone.pre_layernorm is not None else ())
+        return ExportHints(quantized="backbone", stem=stem, blocks="backbone.encoder", smoothing=tuple(pairs))
+
+    def fix_input_size(self, size: int) -> None:
+        self.backbone.embeddings.resize_to(size // self.backbone.config.patch_size)
+
+    def freeze_all_but_layernorms(self, from_block: int | None = None) -> None:
+        """Train the head and every LayerNorm; with ``from_block``, only the LayerNorms of that
+        block on and the final one (the budget recipe, whose earlier blocks run once, cached)."""
+        n_blocks = len(self.backbone.encoder.layer)
+        for name, param in self.named_parameters():
+            param.requires_grad = name.startswith("head.") or (_is_layernorm_param(self, name) and (
+                from_block is None or _block_index(name, n_blocks) >= from_block))
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors GenD training changes: every LayerNorm of the backbone and the head."""
+        return {
+            name: tensor.detach().clone()
+            for name, tensor in self.state_dict().items()
+            if name.startswith("head.") or _is_layernorm_param(self, name)
+        }
+
+
+def _is_layernorm_param(model: nn.Module, param_name: str) -> bool:
+    module_name = param_name.rsplit(".", 1)[0]
+    return isinstance(model.get_submodule(module_name), nn.LayerNorm)
+
+
+def _block_index(param_name: str, n_blocks: int) -> int:
+    """Which encoder block a parameter belongs to; -1 before the blocks, ``n_blocks`` after."""
+    parts = param_name.split(".")
+    if "layer" in parts and parts[parts.index("layer") - 1] == "encoder":
+        return int(parts[parts.index("layer") + 1])
+    return -1 if param_name.startswith(("backbone.embeddings", "backbone.pre_layernorm")) else n_blocks
+
+
+def build(spec: ModelSpec, pretrained: bool = True) -> GenD:
+    """The family's builder (registered in ``__init__``): backbone, head, shipped tensors."""
+    backbone = create_backbone(spec.backbone, pretrained=pretrained)
+    with torch.random.fork_rng():  # an untrained head is the same in every process
+        torch.manual_seed(0)
+        model = GenD(backbone)
+    if pretrained and spec.weights:
+        load_trained(model, spec)
+    return model.eval()
+
+
+def load_trained(model: GenD, spec: ModelSpec) -> None:
+    """Overlay the shipped LayerNorm + head tensors onto the backbone's pretrained weights."""
+    path = spec.weights_path
+    if not path.is_file():
+        raise ArtifactError(
+            f"trained weights {path.name} are missing from the package; train them with "
+            f"`deepfake-sdk train {spec.base_name}-fp32 --data <data folder>`"
+        )
+    state = load_file(str(path))
+    own = model.state_dict()
+    unknown = [k for k in state if k not in own]
+    if unknown:
+        raise ArtifactError(f"{path.name} holds tensors this model lacks: {unknown[:3]}")
+    model.load_state_dict(state, strict=False)

@@ -1,0 +1,532 @@
+"""GenD's training recipe: LayerNorms + head on real, fake and self-blended faces; held-out folds;
+the shipped tensors and their model card.
+
+``deepfake-sdk train gend-clip-b16-fp32 --data ../shared/data`` trains on every manifest of the
+folder (``manifest.csv``, ``manifest_extra.csv``, ``manifest_generated.csv``), each crop aligned
+and JPEG re-encoded the same way, with one fresh self-blend per real, labels balanced and
+generated (GAN, diffusion) fakes up-weighted. Two ways to run it:
+
+* **full** (the paper's recipe; what a GPU runs, ``--device cuda``, bf16 autocast): every
+  LayerNorm of the ViT and the head tune, images pass the whole network each step;
+* **budget** (``--budget-blocks N``; the CPU default): only the last N blocks' LayerNorms, the
+  final LayerNorm and the head tune. The frozen blocks before them run once per crop (FP32),
+  their tokens are cached (FP16), and training runs N blocks per step: hours of CPU become
+  minutes. The self-blends are drawn once, not per epoch.
+
+Before the final model, the same recipe runs on every held-out fold
+(:mod:`deepfake_sdk.training.folds`), beside the metadata-only control and a logistic probe on
+the frozen backbone; the card records each fold's AUC, the threshold chosen on the held-out real
+pool, and where and how long training ran.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from ... import jsonio
+from ...artifact import atomic_path, sha256_file
+from ...device import device_info
+from ...imageio import jpeg_roundtrip
+from ...paths import cache_dir
+from ...metrics import roc_auc
+from ...preprocess import to_batch
+from ...training.baselines import LogisticProbe, metadata_features
+from ...training.data import JPEG_QUALITY, CropSet, Sample, build_crops
+from ...training.folds import Fold, make_folds
+from ...training.losses import alignment_loss, uniformity_loss
+from ...training.sbi import self_blend
+from ...zoo import ModelSpec, Preprocessing, get_spec
+from ..backbones import create_backbone
+from .model import GenD
+
+MANIFESTS = ("manifest.csv", "manifest_extra.csv", "manifest_generated.csv")
+GENERATED_FAMILIES = ("gan_full_synthesis", "diffusion")
+THRESHOLD_FPR = 0.05  # decision threshold: this false-positive rate on the held-out real pool
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 3e-4  # LayerNorms
+    head_lr: float = 1e-3
+    # Linear probe first, then tune (LP-FT, Kumar et al. 2022): on unit-norm features the classes
+    # differ by small angles, so a randomly initialised head needs thousands of steps to reach
+    # confident logits, and meanwhile its noisy gradients distort the backbone's features.
+    probe_steps: int = 300
+    probe_weight_decay: float = 1e-4
+    min_lr: float = 1e-5
+    weight_decay: float = 0.0
+    w_uniformity: float = 0.5
+    w_alignment: float = 0.1
+    sbi_per_real: int = 1
+    generated_weight: float = 4.0  # GAN/diffusion fakes weigh this much (scarce; full balancing hurt)
+    per_source_cap: int | None = 400  # at most this many crops of one source and label train
+    budget_blocks: int | None = None  # None: full recipe; N: tune the last N blocks on cached tokens
+    device: str = "auto"  # "auto": cuda when there is one, else cpu
+    seed: int = 0
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainLog:
+    steps: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def resolve_device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+def autocast(device: torch.device):
+    """bf16 autocast where it is fast: CUDA, and CPUs with native bf16 (AVX-512 BF16, AMX);
+    elsewhere a no-op (emulated bf16 on AVX2 is slower than FP32)."""
+    fast_cpu = bool({"avx512_bf16", "amx_bf16"} & device_info().features)
+    enabled = device.type == "cuda" or (device.type == "cpu" and fast_cpu)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def load_crops(data_dir: Path, pp: Preprocessing, manifests: tuple[str, ...] = MANIFESTS) -> CropSet:
+    """Aligned crops of every manifest present in ``data_dir``, as one set."""
+    parts = [build_crops(data_dir, pp.size, pp.margin, manifest=m) for m in manifests if (Path(data_dir) / m).is_file()]
+    if len(parts) == 1:
+        return parts[0]
+    return CropSet([s for p in parts for s in p.samples], np.concatenate([p.images for p in parts]),
+                   "+".join(p.manifest_sha256[:16] for p in parts), [k for p in parts for k in p.skipped],
+                   [f for p in parts for f in p.faces])
+
+
+def capped(samples: list[Sample], idx: np.ndarray, cap: int | None) -> np.ndarray:
+    """``idx`` with at most ``cap`` samples per (source, label), spread evenly over the rows."""
+    if cap is None:
+        return idx
+    by: dict[tuple[str, int], list[int]] = {}
+    for i in idx:
+        by.setdefault((samples[i].source, samples[i].label), []).append(int(i))
+    out = []
+    for rows in by.values():
+        step = max(1.0, len(rows) / cap)
+        out += [rows[int(k * step)] for k in range(min(cap, len(rows)))]
+    return np.array(sorted(out), dtype=int)
+
+
+@dataclass(frozen=True)
+class Items:
+    """What one training run sees: crops (by sample index) and self-blends of real crops."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # 1 = fake (dataset fakes and self-blends)
+    weights: np.ndarray  # per item, labels balanced
+    origin: np.ndarray  # sample index the item came from
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def items_for(crops: CropSet, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> Items:
+    """The crops ``idx`` plus ``cfg.sbi_per_real`` self-blends of each real one, weighted."""
+    labels = crops.labels()[idx]
+    reals = idx[labels == 0]
+    blends = [_self_blended(crops.images[i], rng) for _ in range(cfg.sbi_per_real) for i in reals]
+    images = np.concatenate([crops.images[idx], np.stack(blends)]) if blends else crops.images[idx]
+    origin = np.concatenate([idx, np.tile(reals, cfg.sbi_per_real)]).astype(int)
+    y = np.concatenate([labels, np.ones(len(blends), dtype=np.int64)]).astype(np.int64)
+    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin)
+
+
+def _self_blended(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.asarray(jpeg_roundtrip(Image.fromarray(self_blend(crop, rng)), JPEG_QUALITY))
+
+
+def item_weights(samples: list[Sample], origin: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Generated-face fakes x ``generated_weight``; then reals and fakes rescaled to equal total
+    weight, mean 1."""
+    w = np.ones(len(labels))
+    generated = np.array([samples[o].family in GENERATED_FAMILIES for o in origin]) & (labels == 1)
+    w[generated] *= cfg.generated_weight
+    for label in (0, 1):
+        mask = labels == label
+        if mask.any():
+            w[mask] *= 0.5 * len(labels) / w[mask].sum()
+    return w
+
+
+# --------------------------------------------------------------------------------- trainers
+
+
+def fit_head(model: GenD, feats: torch.Tensor, labels: np.ndarray, weights: np.ndarray, cfg: TrainConfig) -> float:
+    """The head by weighted logistic regression on frozen unit-norm features (LP of LP-FT)."""
+    y = torch.from_numpy(labels)
+    w = torch.from_numpy(weights).float()
+    linear = model.head.linear
+    opt = torch.optim.Adam(linear.parameters(), lr=0.05, weight_decay=cfg.probe_weight_decay)
+    for _ in range(cfg.probe_steps):
+        loss = (torch.nn.functional.cross_entropy(linear(feats), y, reduction="none") * w).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return (linear(feats).argmax(1) == y).float().mean().item()
+
+
+def _optimiser(model: GenD, cfg: TrainConfig, n_items: int):
+    norms = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    groups = [{"params": norms, "lr": cfg.lr}, {"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    total = max(1, cfg.epochs * math.ceil(n_items / cfg.batch_size))
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.min_lr), total
+
+
+def _step(model: GenD, feats: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig, opt, sched) -> dict:
+    """One step of GenD's objective, its cross-entropy weighted per item."""
+    logits = model.head(feats.float())
+    unit = torch.nn.functional.normalize(feats.float(), dim=-1)
+    ce = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * w).mean()
+    uni, ali = uniformity_loss(unit), alignment_loss(unit, y)
+    loss = ce + cfg.w_uniformity * uni + cfg.w_alignment * ali
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return {"loss": round(loss.item(), 4), "ce": round(ce.item(), 4), "uniformity": round(uni.item(), 4),
+            "alignment": round(ali.item(), 4)}
+
+
+def train_full(model: GenD, crops: CropSet, idx: np.ndarray, cfg: TrainConfig, pp: Preprocessing) -> TrainLog:
+    """Every LayerNorm and the head; images through the whole ViT; fresh self-blends each epoch."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    model.to(device).freeze_all_but_layernorms()
+    items = items_for(crops, idx, cfg, rng)
+    with torch.no_grad(), autocast(device):
+        feats = torch.cat([model.features(_pixels(items.images[i : i + 64], pp, device)).float().cpu()
+                           for i in range(0, len(items), 64)])
+    model.head.cpu()
+    fit_head(model, feats, items.labels, items.weights, cfg)
+    model.to(device)
+    opt, sched, total = _optimiser(model, cfg, len(items))
+    log, start = TrainLog(device=str(device)), time.time()
+    model.train()
+    for epoch in range(cfg.epochs):
+        items = items if epoch == 0 else items_for(crops, idx, cfg, rng)
+        order = rng.permutation(len(items))
+        for i in range(0, len(order), cfg.batch_size):
+            b = order[i : i + cfg.batch_size]
+            x = items.images[b]
+            flip = rng.random(len(b)) < 0.5
+            x[flip] = x[flip, :, ::-1]
+            with autocast(device):
+                feats = model.backbone(_pixels(x, pp, device))
+            entry = _step(model, feats, torch.from_numpy(items.labels[b]).to(device),
+                          torch.from_numpy(items.weights[b]).float().to(device), cfg, opt, sched)
+            _log(log, epoch, len(log.steps) + 1, total, entry, start)
+    model.eval().cpu()
+    log.seconds = time.time() - start
+    return log
+
+
+def _pixels(images: np.ndarray, pp: Preprocessing, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(to_batch(np.ascontiguousarray(images), pp)).to(device)
+
+
+def _log(log: TrainLog, epoch: int, step: int, total: int, entry: dict, start: float, every: int = 20) -> None:
+    log.steps.append({"epoch": epoch, "step": step, **entry, "elapsed_s": round(time.time() - start, 1)})
+    if step % every == 0 or step == total:
+        print(log.steps[-1], flush=True)
+
+
+class TokenCache:
+    """Tokens entering block ``start`` of a frozen backbone for every item, computed once and
+    stored FP16: the budget recipe's frozen prefix, shared by every fold (and by later runs:
+    kept on disk under the cache, keyed by backbone, block and the items' pixels). Computed
+    under bf16 autocast where that is fast (3.5x on an AVX-512 BF16 CPU); the card records how
+    closely scores through the cache track the FP32 model."""
+
+    def __init__(self, backbone, images: np.ndarray, start: int, pp: Preprocessing, batch: int = 16,
+                 key: str | None = None):
+        self.start = start
+        t0 = time.time()
+        path = cache_dir() / "tokens" / f"{key}-b{start}.safetensors" if key else None
+        if path is not None and path.is_file():
+            self.tokens = load_file(str(path))["tokens"]
+        else:
+            self.tokens = self._compute(backbone, images, start, pp, batch, t0)
+            if path is not None:
+                with atomic_path(path) as tmp:
+                    save_file({"tokens": self.tokens.contiguous()}, str(tmp))
+        self.seconds = time.time() - t0
+
+    @staticmethod
+    def _compute(backbone, images: np.ndarray, start: int, pp: Preprocessing, batch: int, t0: float) -> torch.Tensor:
+        chunks = []
+        with torch.no_grad(), autocast(torch.device("cpu")):
+            for i in range(0, len(images), batch):
+                chunks.append(backbone.tokens_before(_pixels(images[i : i + batch], pp, torch.device("cpu")),
+                                                     start).half())
+                if (i // batch) % 50 == 0:
+                    print(f"[cache] {i + len(chunks[-1])}/{len(images)} crops, {time.time() - t0:.0f} s", flush=True)
+        return torch.cat(chunks)
+
+
+def budget_features(model: GenD, cache: TokenCache, idx: np.ndarray, train: bool = False,
+                    device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """CLS features of cached items ``idx`` through the tuned blocks (FP32 when scoring)."""
+    x = cache.tokens[torch.as_tensor(idx)].to(device)
+    if train:
+        with autocast(device):
+            return model.backbone.forward_from(x.float(), cache.start)
+    return model.backbone.forward_from(x.float(), cache.start)
+
+
+def train_budget(model: GenD, cache: TokenCache, items: Items, idx: np.ndarray, cfg: TrainConfig) -> TrainLog:
+    """The last ``n - cache.start`` blocks' LayerNorms, the final LayerNorm and the head, on
+    cached tokens of the items ``idx``."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    model.to(device).freeze_all_but_layernorms(from_block=cache.start)
+    with torch.no_grad():
+        feats = torch.cat([torch.nn.functional.normalize(budget_features(model, cache, idx[i : i + 64], device=device), dim=-1)
+                           for i in range(0, len(idx), 64)]).cpu()
+    fit_head(model, feats, items.labels[idx], items.weights[idx], cfg)
+    model.to(device)
+    opt, sched, total = _optimiser(model, cfg, len(idx))
+    log, start = TrainLog(device=str(device)), time.time()
+    model.train()
+    for epoch in range(cfg.epochs):
+        order = idx[rng.permutation(len(idx))]
+        for i in range(0, len(order), cfg.batch_size):
+            b = order[i : i + cfg.batch_size]
+            feats = budget_features(model, cache, b, train=True, device=device)
+            entry = _step(model, feats, torch.from_numpy(items.labels[b]).to(device),
+                          torch.from_numpy(items.weights[b]).float().to(device), cfg, opt, sched)
+            _log(log, epoch, len(log.steps) + 1, total, entry, start)
+    model.eval().cpu()
+    log.seconds = time.time() - start
+    return log
+
+
+@torch.no_grad()
+def budget_scores(model: GenD, cache: TokenCache, idx: np.ndarray) -> np.ndarray:
+    out = [torch.softmax(model.head(budget_features(model, cache, idx[i : i + 64])), -1)[:, 1]
+           for i in range(0, len(idx), 64)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+@torch.no_grad()
+def full_scores(model: GenD, images: np.ndarray, pp: Preprocessing, batch: int = 32) -> np.ndarray:
+    model.eval()
+    out = [torch.softmax(model(_pixels(images[i : i + batch], pp, torch.device("cpu"))), -1)[:, 1]
+           for i in range(0, len(images), batch)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+# ------------------------------------------------------------------------------ the recipe
+
+
+def untrained(spec: ModelSpec) -> GenD:
+    """Pretrained backbone, fresh head: the starting point of every run."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return GenD(create_backbone(spec.backbone))
+
+
+@dataclass
+class Experiment:
+    """Everything the folds share: crops, the item universe (crops + one self-blend per real),
+    the token cache of the budget recipe, the metadata features."""
+
+    data_dir: Path
+    spec: ModelSpec
+    cfg: TrainConfig
+    crops: CropSet
+    items: Items
+    cache: TokenCache | None
+    metadata: np.ndarray
+    _frozen: np.ndarray | None = None  # unit CLS features of the untouched backbone, every crop
+
+    @classmethod
+    def prepare(cls, data_dir: Path, spec: ModelSpec, cfg: TrainConfig) -> "Experiment":
+        crops = load_crops(data_dir, spec.preprocessing)
+        items = items_for(crops, np.arange(len(crops.samples)), cfg, np.random.default_rng(cfg.seed))
+        cache = None
+        if cfg.budget_blocks is not None:
+            torch.set_num_threads(cfg.threads)
+            backbone = untrained(spec).backbone.eval()
+            start = len(backbone.encoder.layer) - cfg.budget_blocks
+            digest = hashlib.sha256(np.ascontiguousarray(items.images).tobytes()).hexdigest()[:16]
+            cache = TokenCache(backbone, items.images, start, spec.preprocessing, key=f"{spec.backbone}-{digest}")
+        return cls(Path(data_dir), spec, cfg, crops, items, cache, metadata_features(crops.samples, data_dir))
+
+    def item_index(self, sample_idx: np.ndarray) -> np.ndarray:
+        """Items (crops and their self-blends) that come from the samples ``sample_idx``."""
+        return np.flatnonzero(np.isin(self.items.origin, sample_idx))
+
+    def crop_items(self, sample_idx: np.ndarray) -> np.ndarray:
+        """The items that are the crops ``sample_idx`` themselves (no self-blends), same order."""
+        first = {int(o): k for k, o in enumerate(self.items.origin[: len(self.crops.samples)])}
+        return np.array([first[int(i)] for i in sample_idx], dtype=int)
+
+    def train(self, sample_idx: np.ndarray) -> tuple[GenD, TrainLog]:
+        model = untrained(self.spec)
+        chosen = capped(self.crops.samples, sample_idx, self.cfg.per_source_cap)
+        if self.cache is None:
+            return model, train_full(model, self.crops, chosen, self.cfg, self.spec.preprocessing)
+        return model, train_budget(model, self.cache, self.items, self.item_index(chosen), self.cfg)
+
+    def scores(self, model: GenD, sample_idx: np.ndarray) -> np.ndarray:
+        if self.cache is None:
+            return full_scores(model, self.crops.images[sample_idx], self.spec.preprocessing)
+        return budget_scores(model, self.cache, self.crop_items(sample_idx))
+
+    def frozen_features(self, sample_idx: np.ndarray) -> np.ndarray:
+        """Unit CLS features of the untouched pretrained backbone (the frozen probe's input),
+        computed once for every crop."""
+        if self._frozen is None:
+            model, every = untrained(self.spec), np.arange(len(self.crops.samples))
+            with torch.no_grad():
+                if self.cache is None:
+                    feats = [model.features(_pixels(self.crops.images[i : i + 32], self.spec.preprocessing,
+                                                    torch.device("cpu"))).numpy() for i in range(0, len(every), 32)]
+                else:
+                    items = self.crop_items(every)
+                    feats = [torch.nn.functional.normalize(budget_features(model, self.cache, items[i : i + 64]),
+                                                           dim=-1).numpy() for i in range(0, len(items), 64)]
+            self._frozen = np.concatenate(feats)
+        return self._frozen[sample_idx]
+
+
+def evaluate_fold(exp: Experiment, fold: Fold) -> dict:
+    """AUC on the fold's held-out test set of: this recipe, the frozen probe, the metadata control."""
+    labels = exp.crops.labels()
+    y_train, y_test = labels[fold.train], labels[fold.test]
+    model, log = exp.train(fold.train)
+    ours = exp.scores(model, fold.test)
+    meta = LogisticProbe().fit(exp.metadata[fold.train], y_train).predict(exp.metadata[fold.test])
+    frozen_train = exp.frozen_features(capped(exp.crops.samples, fold.train, exp.cfg.per_source_cap))
+    probe = LogisticProbe(l2=1e-2).fit(frozen_train, labels[capped(exp.crops.samples, fold.train, exp.cfg.per_source_cap)])
+    frozen = probe.predict(exp.frozen_features(fold.test))
+    return {**fold.describe(exp.crops.samples), "auc": roc_auc(y_test, ours), "auc_frozen_probe": roc_auc(y_test, frozen),
+            "auc_metadata_control": roc_auc(y_test, meta), "train_seconds": round(log.seconds, 1)}
+
+
+def threshold_at_fpr(real_scores: np.ndarray, fpr: float = THRESHOLD_FPR) -> float:
+    """The lowest threshold at which at most ``fpr`` of these real faces score fake."""
+    return float(np.quantile(real_scores, 1 - fpr, method="higher")) + 1e-6
+
+
+def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: str, evaluate: bool = True,
+                 command: str = "") -> dict:
+    """Folds (when ``evaluate``), then the final tensors on everything but the real pool, + card."""
+    spec = get_spec(model_name)
+    started = time.time()
+    exp = Experiment.prepare(data_dir, spec, cfg)
+    folds, final = make_folds(exp.crops.samples)
+    results = []
+    if evaluate:
+        for fold in folds:
+            print(f"[fold] {fold.name}: train {len(fold.train)}, test {len(fold.test)}", flush=True)
+            results.append(evaluate_fold(exp, fold))
+            print(f"[fold] {results[-1]}", flush=True)
+    print(f"[final] training on {len(final.train)} crops (real pool of {len(final.test)} held out)", flush=True)
+    model, log = exp.train(final.train)
+    pool_scores = full_scores(model, exp.crops.images[final.test], spec.preprocessing)  # the shipped FP32 model
+    threshold = threshold_at_fpr(pool_scores)
+    agreement = None
+    if exp.cache is not None:  # fold scores came through the cached prefix: how close is that to FP32?
+        cached = exp.scores(model, final.test)
+        agreement = {"pearson": float(np.corrcoef(cached, pool_scores)[0, 1]),
+                     "max_abs_diff": float(np.abs(cached - pool_scores).max()), "faces": int(len(cached))}
+    card = _card(exp, folds, final, results, log, threshold, pool_scores, time.time() - started, command)
+    card["held_out"]["cached_vs_fp32_scores"] = agreement
+    _write(Path(out_dir), spec, model.trained_state_dict(), card)
+    return card
+
+
+def summarize(results: list[dict]) -> dict:
+    """Mean AUC over the family folds and over the source folds, for each model of the card."""
+    out = {}
+    for kind in ("family", "source"):
+        rows = [r for r in results if r["kind"] == kind and not math.isnan(r["auc"])]
+        if rows:
+            out[kind] = {key: round(float(np.mean([r[key] for r in rows])), 4)
+                         for key in ("auc", "auc_frozen_probe", "auc_metadata_control")}
+    return out
+
+
+def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], log: TrainLog, threshold: float,
+          pool_scores: np.ndarray, seconds: float, command: str) -> dict:
+    spec, cfg = exp.spec, exp.cfg
+    per_family: dict[str, dict[str, int]] = {}
+    for s in exp.crops.samples:
+        per_family.setdefault(s.family, {"crops": 0})["crops"] += 1
+    return {
+        "model": spec.base_name,
+        "version": spec.version,
+        "architecture": f"GenD on {spec.backbone}: LayerNorms tuned, L2-normalised CLS, Linear(D, 2)",
+        "recipe": "budget" if cfg.budget_blocks is not None else "full",
+        "recipe_note": (f"budget: LayerNorms of the last {cfg.budget_blocks} blocks + final LayerNorm + head; the "
+                        "frozen blocks' tokens cached once in FP32 (stored FP16), one self-blend per real drawn once"
+                        if cfg.budget_blocks is not None else "full: every LayerNorm + head, fresh self-blends per epoch"),
+        "data": {"folder": str(exp.data_dir), "manifests": exp.crops.manifest_sha256, "crops": len(exp.crops.samples),
+                 "skipped_no_face": len(exp.crops.skipped), "per_family": per_family,
+                 "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
+                 "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
+        "held_out": {"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
+                     "folds": results, "mean": summarize(results)},
+        "threshold": {"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
+                      "on": f"{len(final.test)} held-out real faces (the real pool; not trained on)",
+                      "pool_fpr_at_0.5": float(np.mean(pool_scores >= 0.5))},
+        "command": command,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "trained_on": {"device": log.device, "machine": f"{platform.system()} {platform.machine()}",
+                       "cpu": device_info().cpu_model, "final_train_seconds": round(log.seconds, 1),
+                       "token_cache_seconds": round(exp.cache.seconds, 1) if exp.cache else None,
+                       "total_seconds": round(seconds, 1)},
+        "final_loss": log.steps[-1] if log.steps else None,
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _write(out_dir: Path, spec: ModelSpec, tensors: dict, card: dict) -> None:
+    weights = out_dir / spec.weights
+    with atomic_path(weights) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    card["trained_tensors"] = {"count": len(tensors), "parameters": int(sum(v.numel() for v in tensors.values())),
+                               "sha256": sha256_file(weights)}
+    with atomic_path(out_dir / f"{spec.weights.rsplit('.', 1)[0]}.card.json") as tmp:
+        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+
+
+def run(args) -> dict:
+    """``deepfake-sdk train gend-...-fp32``: the family's training command."""
+    spec = get_spec(args.model)
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device, budget_blocks=args.budget_blocks)
+    out = Path(args.out) if args.out else spec.weights_path.parent
+    command = (f"deepfake-sdk train {spec.name} --data {args.data} --epochs {args.epochs} --seed {args.seed}"
+               + (f" --budget-blocks {args.budget_blocks}" if args.budget_blocks is not None else "")
+               + (" --no-eval" if args.no_eval else ""))
+    return train_recipe(Path(args.data), out, cfg, spec.name, evaluate=not args.no_eval, command=command)
