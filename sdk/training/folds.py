@@ -57,14 +57,17 @@ class Fold:
 
 
 def real_pool(samples: list[Sample], size: int = REAL_POOL_SIZE) -> tuple[str, ...]:
-    """Real-only sources (by hash order, the big ones skipped) holding about ``size`` faces."""
+    """Real-only sources (by hash order, the big ones skipped) holding about ``size`` faces, and
+    never more than a quarter of all real faces (the rest train and feed the self-blends)."""
     counts: dict[str, list[int]] = {}
     for s in samples:
         counts.setdefault(s.source, [0, 0])[s.label] += 1
-    real_only = [src for src, (_, fakes) in counts.items() if fakes == 0]
+    paired = {src for group in SIBLINGS for src in group}  # a tool's input photos belong with its fakes
+    real_only = [src for src, (_, fakes) in counts.items() if fakes == 0 and src not in paired]
     picked, held = [], 0
+    size = min(size, sum(reals for reals, _ in counts.values()) // 4)
     for src in sorted(real_only, key=lambda s: hashlib.sha256(s.encode()).hexdigest()):
-        if held >= size:
+        if held >= max(size, 1):
             break
         if counts[src][0] <= REAL_POOL_MAX_SOURCE:
             picked.append(src)

@@ -420,6 +420,9 @@ def evaluate_fold(exp: Experiment, fold: Fold) -> dict:
     """AUC on the fold's held-out test set of: this recipe, the frozen probe, the metadata control."""
     labels = exp.crops.labels()
     y_train, y_test = labels[fold.train], labels[fold.test]
+    if not (y_train == 0).any() or len(set(y_test)) < 2:
+        return {**fold.describe(exp.crops.samples), "skipped": "no real faces to train on, or one class to test",
+                "auc": float("nan"), "auc_frozen_probe": float("nan"), "auc_metadata_control": float("nan")}
     model, log = exp.train(fold.train)
     ours = exp.scores(model, fold.test)
     meta = LogisticProbe().fit(exp.metadata[fold.train], y_train).predict(exp.metadata[fold.test])
