@@ -111,6 +111,7 @@ def _markdown(record: dict) -> str:
                      f"{_f(r.get('auc_drop'), '+.4f')} | {_f(r.get('eer_increase'), '+.4f')} | "
                      f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} |")
     lines += ["", "Which faces each step used (disjoint by source):", ""] + _faces_lines(record.get("faces") or {})
-    lines += ["", "None of these faces trained the reference or calibrated the artifacts; the table is about "
-              "how faithfully each artifact reproduces the float model, not how good the model is."]
+    lines += ["", "None of these faces calibrated the artifacts (gate and calibration sources are disjoint). The "
+              "table is about how faithfully each artifact reproduces the float model, not how good the model "
+              "is: the model's held-out detection numbers are in its card (`deepfake-sdk card MODEL`)."]
     return "\n".join(lines) + "\n"

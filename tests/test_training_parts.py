@@ -48,7 +48,12 @@ def test_self_blend_changes_only_the_face(astronaut_crop):
 def test_clip_grouping():
     assert clip_of("Kim_Jarrey_0_f0137.png") == clip_of("Kim_Jarrey_0_f0008.png") == "Kim_Jarrey_0"
     assert clip_of("aapnvogymq-004-01.png") == "aapnvogymq"
-    assert Sample("x", 1, "dfdc_video_aaronchong888", "g").domain == "dfdc"
+    from deepfake_sdk.training.data import family_of, group_of
+
+    row = {"path": "a/x_f0001.png", "source": "s", "label": "fake", "manipulation": "diffusion:SD 1.5", "notes": ""}
+    assert group_of(row) == "s/x" and family_of(row) == "diffusion"
+    assert group_of({**row, "notes": "cut from a grid; group=jpg/result_celeba1.jpg"}) == "s/jpg/result_celeba1.jpg"
+    assert family_of({**row, "label": "real"}) == "real"
 
 
 def test_auc():

@@ -1,8 +1,9 @@
 """Development data: the manifest, grouped splits, and a cache of aligned face crops.
 
-Crops of one clip are near-duplicates, so every split is by *group* (source + clip), and the
-leave-one-out evaluation holds out whole *domains* (a source family with both labels). Every
-crop is JPEG re-encoded (quality 90) so the model cannot learn the PNG-fake / JPEG-real cue.
+Crops of one clip are near-duplicates, so every split is by *group* (source + clip, or the
+manifest's ``group=``), and held-out evaluation leaves out whole sources and manipulation
+families (``training.folds``). Every crop is JPEG re-encoded (quality 90) so the model cannot
+learn the PNG-fake / JPEG-real cue.
 """
 from __future__ import annotations
 
@@ -22,13 +23,6 @@ from ..imageio import jpeg_roundtrip, load_image
 from ..paths import cache_dir
 
 JPEG_QUALITY = 90
-# Source families that hold both labels; the rest are real-only and always train.
-DOMAINS = {
-    "deepfacelive_photos": "deepfacelive",
-    "deepfacelive_swaps": "deepfacelive",
-    "dfdc_crops_aaronchong888": "dfdc",
-    "dfdc_video_aaronchong888": "dfdc",
-}
 
 
 @dataclass(frozen=True)
@@ -38,10 +32,6 @@ class Sample:
     source: str
     group: str  # source + clip/identity: near-duplicates share a group
     family: str = ""  # kind of fake (faceswap, reenactment, face_editing, gan_full_synthesis, diffusion); "real"
-
-    @property
-    def domain(self) -> str:
-        return DOMAINS.get(self.source, "real_only")
 
 
 def clip_of(filename: str) -> str:
