@@ -17,15 +17,24 @@ OFFLINE_CLIP = "clip-vitb16-offline"
 
 BackboneBuilder = Union[Callable[[bool], Any], str]
 _BUILDERS: dict[str, BackboneBuilder] = {}
+_PROVENANCE: dict[str, str] = {}  # name -> "module:function" describing where the weights come from
 
 
-def register_backbone(name: str, builder: BackboneBuilder) -> None:
-    """Make ``name`` a backbone ``create_backbone`` can build; re-registering replaces it."""
+def register_backbone(name: str, builder: BackboneBuilder, provenance: str | None = None) -> None:
+    """Make ``name`` a backbone ``create_backbone`` can build; re-registering replaces it.
+    ``provenance`` (``"module:function"`` -> dict) says where its weights come from, for cards."""
     _BUILDERS[name] = builder
+    if provenance:
+        _PROVENANCE[name] = provenance
 
 
-register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.dinov2_offline:build")
-register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.clip_offline:build")
+def backbone_provenance(name: str) -> dict:
+    """Package, file, checksum and licence of a backbone's weights (what a model card records)."""
+    return load_callable(_PROVENANCE[name])() if name in _PROVENANCE else {"source": name}
+
+
+register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.dinov2_offline:build", "deepfake_sdk.models.dinov2_offline:provenance")
+register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.clip_offline:build", "deepfake_sdk.models.clip_offline:provenance")
 
 
 def create_backbone(name: str, pretrained: bool = True):

