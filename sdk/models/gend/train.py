@@ -195,8 +195,10 @@ def _optimiser(model: GenD, cfg: TrainConfig, n_items: int):
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.min_lr), total
 
 
-def _step(model: GenD, feats: torch.Tensor, y: torch.Tensor, w: torch.Tensor, cfg: TrainConfig, opt, sched) -> dict:
-    """One step of GenD's objective, its cross-entropy weighted per item."""
+def _step(model: GenD, feats: torch.Tensor, items: Items, batch: np.ndarray, cfg: TrainConfig, opt, sched) -> dict:
+    """One step of GenD's objective on the items ``batch``, its cross-entropy weighted per item."""
+    y = torch.from_numpy(items.labels[batch]).to(feats.device)
+    w = torch.from_numpy(items.weights[batch]).float().to(feats.device)
     logits = model.head(feats.float())
     unit = torch.nn.functional.normalize(feats.float(), dim=-1)
     ce = (torch.nn.functional.cross_entropy(logits, y, reduction="none") * w).mean()
@@ -237,8 +239,7 @@ def train_full(model: GenD, crops: CropSet, idx: np.ndarray, cfg: TrainConfig, p
             x[flip] = x[flip, :, ::-1]
             with autocast(device):
                 feats = model.backbone(_pixels(x, pp, device))
-            entry = _step(model, feats, torch.from_numpy(items.labels[b]).to(device),
-                          torch.from_numpy(items.weights[b]).float().to(device), cfg, opt, sched)
+            entry = _step(model, feats, items, b, cfg, opt, sched)
             _log(log, epoch, len(log.steps) + 1, total, entry, start)
     model.eval().cpu()
     log.seconds = time.time() - start
@@ -319,8 +320,7 @@ def train_budget(model: GenD, cache: TokenCache, items: Items, idx: np.ndarray, 
         for i in range(0, len(order), cfg.batch_size):
             b = order[i : i + cfg.batch_size]
             feats = budget_features(model, cache, b, train=True, device=device)
-            entry = _step(model, feats, torch.from_numpy(items.labels[b]).to(device),
-                          torch.from_numpy(items.weights[b]).float().to(device), cfg, opt, sched)
+            entry = _step(model, feats, items, b, cfg, opt, sched)
             _log(log, epoch, len(log.steps) + 1, total, entry, start)
     model.eval().cpu()
     log.seconds = time.time() - start
