@@ -7,6 +7,7 @@ toolchains, and ``deepfake-sdk --help`` or ``doctor`` should not wait for them.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from . import jsonio
 from .artifact import Artifact
 from .device import device_info, preference, select_target, speed_order
-from .errors import DeepfakeSDKError, InvalidImageError
+from .errors import DeepfakeSDKError, InvalidImageError, UsageError
 from .gates import Gate
 from .runtimes.base import runtime_class
 from .paths import cache_dir
@@ -50,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--target", help="force a target (onnx, ...); default: chosen for this device")
     pr.add_argument("--all-faces", action="store_true", help="score every face, not only the largest")
     pr.add_argument("--json", action="store_true", help="JSON lines for machines")
+    pr.add_argument("--truth", help="CSV (file,label[,what]) of known labels: adds a column and a summary line")
     pr.set_defaults(func=cmd_predict)
+
+    cd = sub.add_parser("card", help="a model's card: held-out AUC per fold beside the controls, threshold, data")
+    cd.add_argument("model", help="zoo name, e.g. gend-int8")
+    cd.add_argument("--json", action="store_true", help="the whole card as JSON")
+    cd.set_defaults(func=cmd_card)
 
     ex = sub.add_parser("export", help="export a model to a target's artifact")
     ex.add_argument("model", help="zoo name, e.g. gend-fp32")
@@ -73,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--budget-blocks", type=int, default=None, metavar="N",
                     help="CPU budget: tune only the last N blocks on cached tokens (default: 2 on CPU, full on CUDA)")
     tr.add_argument("--no-eval", action="store_true", help="skip the held-out folds (the card then has no AUCs)")
+    tr.add_argument("--compare", action="append", metavar="CARD",
+                    help="another model's card (same data): its fold AUCs go beside this one's")
     tr.set_defaults(func=cmd_train)
 
     bm = sub.add_parser("benchmark", help="export every target; print size, parity and latency per format")
@@ -158,25 +167,52 @@ def cmd_predict(args) -> int:
             rows.append(det.predict(image, all_faces=args.all_faces).to_dict())
         except InvalidImageError as exc:
             rows.append({"source": image, "error": str(exc), "model": det.spec.name, "runtime": det.runtime})
+    truth = read_truth(Path(args.truth)) if args.truth else {}
+    for row in rows:
+        if Path(row["source"]).name in truth:
+            row["truth"] = truth[Path(row["source"]).name]
     if args.json:
         for row in rows:
             print(jsonio.dumps(row))
     else:
         print(format_table(rows))
+        if truth:
+            print(truth_summary(rows, det.spec.threshold))
     return EXIT_ERROR if any("error" in r for r in rows) else EXIT_OK
 
 
+def read_truth(path: Path) -> dict[str, dict]:
+    """``file,label[,what]`` rows -> {file name: {"label", "what"}}."""
+    with open(path, newline="") as fh:
+        return {row["file"]: {"label": row["label"], "what": row.get("what", "")} for row in csv.DictReader(fh)}
+
+
+def truth_summary(rows: list[dict], threshold: float) -> str:
+    """How many labelled faces the model got right at its threshold, said plainly."""
+    scored = [r for r in rows if r.get("truth") and r.get("score") is not None and r["truth"]["label"] in ("real", "fake")]
+    right = [r for r in scored if r["label"] == r["truth"]["label"]]
+    lines = [f"{len(right)} of {len(scored)} labelled faces right at threshold {threshold:.3f} "
+             "(p_fake at or above it = fake)."]
+    for r in scored:
+        verdict = "right" if r in right else "WRONG"
+        lines.append(f"  {verdict:<5}  {Path(r['source']).name}: truly {r['truth']['label']} "
+                     f"({r['truth']['what']}), scored {r['score']:.3f}")
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict]) -> str:
-    header = ("image", "label", "p_fake", "faces", "box", "model", "runtime", "ms")
+    with_truth = any("truth" in r for r in rows)
+    header = ("image", "label", "p_fake", "faces", "box", "model", "runtime", "ms") + (("truth",) if with_truth else ())
     lines = []
     for r in rows:
+        truth = ((r.get("truth") or {}).get("label", "-"),) if with_truth else ()
         if "error" in r:
-            lines.append((Path(r["source"]).name, "error", "-", "-", r["error"], r["model"], r["runtime"], "-"))
+            lines.append((Path(r["source"]).name, "error", "-", "-", r["error"], r["model"], r["runtime"], "-") + truth)
             continue
         box = "-" if not r["faces"] else ",".join(f"{v:.0f}" for v in r["faces"][0]["box"])
         score = "-" if r["score"] is None else f"{r['score']:.3f}"
         lines.append((Path(r["source"]).name, r["label"], score, str(len(r["faces"])), box,
-                      r["model"], r["runtime"], f"{r['latency_ms']:.0f}"))
+                      r["model"], r["runtime"], f"{r['latency_ms']:.0f}") + truth)
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*l) for l in lines])
@@ -351,6 +387,43 @@ def _print_cached_builds() -> None:
             "gate passed" if report.get("passed") else report.get("skipped", "no build gate"))
         where = (report.get("checked_on") or {}).get("cpu_class")
         print(f"  {folder.name}: {state}" + (f" (checked on {where})" if where and not failure else ""))
+
+
+def cmd_card(args) -> int:
+    spec = get_spec(args.model)
+    path = spec.weights_path.with_name(spec.weights_path.name.rsplit(".", 1)[0] + ".card.json") if spec.weights else None
+    if path is None or not path.is_file():
+        raise UsageError(f"{spec.name} has no model card")
+    card = json.loads(path.read_text())
+    print(jsonio.dumps(card, indent=1) if args.json else format_card(spec, card))
+    return EXIT_OK
+
+
+def format_card(spec: ModelSpec, card: dict) -> str:
+    """The held-out numbers of a card, each beside the controls measured on the same fold."""
+    held = card.get("held_out") or {}
+    others = [f"auc_{c['model'].replace('-', '_')}" for c in held.get("compared_with", [])]
+    lines = [f"{spec.name}: {card.get('architecture', '')}",
+             f"trained ({card.get('recipe', '?')} recipe) on {card.get('data', {}).get('crops', '?')} crops; "
+             f"{held.get('real_pool_faces', '?')} real faces of {len(held.get('real_pool_sources', []))} sources held out of "
+             "all training", "",
+             f"{'held-out fold':<28}{'real':>6}{'fake':>6}{'AUC':>8}{'frozen probe':>14}{'metadata only':>15}"
+             + "".join(f"{c.removeprefix('auc_'):>22}" for c in others)]
+    for f in held.get("folds", []):
+        lines.append(f"{f['name']:<28}{f['test_real']:>6}{f['test_fake']:>6}{_fmt(f.get('auc')):>8}"
+                     f"{_fmt(f.get('auc_frozen_probe')):>14}{_fmt(f.get('auc_metadata_control')):>15}"
+                     + "".join(f"{_fmt(f.get(c)):>22}" for c in others))
+    for kind, mean in (held.get("mean") or {}).items():
+        lines.append(f"{'mean of ' + kind + ' folds':<40}{_fmt(mean.get('auc')):>8}{_fmt(mean.get('auc_frozen_probe')):>14}"
+                     f"{_fmt(mean.get('auc_metadata_control')):>15}" + "".join(f"{_fmt(mean.get(c)):>22}" for c in others))
+    thr = card.get("threshold") or {}
+    if thr:
+        lines += ["", f"threshold {thr['value']:.3f}: {thr['chosen_at_fpr']:.0%} false positives on {thr['on']}"]
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or value != value else f"{value:.3f}"
 
 
 def cmd_models(args) -> int:
