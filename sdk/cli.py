@@ -402,13 +402,14 @@ def cmd_card(args) -> int:
 def format_card(spec: ModelSpec, card: dict) -> str:
     """The held-out numbers of a card, each beside the controls measured on the same fold."""
     held = card.get("held_out") or {}
-    others = [f"auc_{c['model'].replace('-', '_')}" for c in held.get("compared_with", [])]
+    compared = [c["model"] for c in held.get("compared_with", [])]
+    others = [f"auc_{name.replace('-', '_')}" for name in compared]
     lines = [f"{spec.name}: {card.get('architecture', '')}",
              f"trained ({card.get('recipe', '?')} recipe) on {card.get('data', {}).get('crops', '?')} crops; "
              f"{held.get('real_pool_faces', '?')} real faces of {len(held.get('real_pool_sources', []))} sources held out of "
              "all training", "",
              f"{'held-out fold':<28}{'real':>6}{'fake':>6}{'AUC':>8}{'frozen probe':>14}{'metadata only':>15}"
-             + "".join(f"{c.removeprefix('auc_'):>22}" for c in others)]
+             + "".join(f"{name:>22}" for name in compared)]
     for f in held.get("folds", []):
         lines.append(f"{f['name']:<28}{f['test_real']:>6}{f['test_fake']:>6}{_fmt(f.get('auc')):>8}"
                      f"{_fmt(f.get('auc_frozen_probe')):>14}{_fmt(f.get('auc_metadata_control')):>15}"

@@ -45,3 +45,36 @@ def test_doctor_and_models(capsys):
 def test_unknown_model_exits_2(capsys):
     assert main(["predict", "x.jpg", "--model", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_predict_with_truth_says_what_it_got_right(samples, capsys):
+    assert main(["predict", str(samples), "--model", "gend-fp32", "--truth", str(samples / "truth.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "truth" in out.splitlines()[0]
+    summary = next(line for line in out.splitlines() if "labelled faces right at threshold" in line)
+    right, total = int(summary.split()[0]), int(summary.split()[2])
+    assert total == 4 and 0 <= right <= 4  # the cat has no face: not counted
+    assert out.count("right  ") + out.count("WRONG  ") == 4
+
+
+def test_card_prints_held_out_folds_beside_the_controls(tmp_path, capsys, monkeypatch):
+    import json as _json
+    from dataclasses import replace
+
+    from deepfake_sdk import zoo
+
+    card = {"architecture": "GenD", "recipe": "budget", "data": {"crops": 10},
+            "held_out": {"real_pool_faces": 5, "real_pool_sources": ["a"], "compared_with": [{"model": "other-x"}],
+                         "folds": [{"name": "family:gan", "kind": "family", "test_real": 5, "test_fake": 3, "auc": 0.9,
+                                    "auc_frozen_probe": 0.7, "auc_metadata_control": 0.6, "auc_other_x": 0.8}],
+                         "mean": {"family": {"auc": 0.9, "auc_frozen_probe": 0.7, "auc_metadata_control": 0.6,
+                                             "auc_other_x": 0.8}}},
+            "threshold": {"value": 0.42, "chosen_at_fpr": 0.05, "on": "5 held-out real faces"}}
+    (tmp_path / "m.card.json").write_text(_json.dumps(card))
+    spec = zoo.get_spec("gend-dinov2-s14-fp32")
+    fake = replace(spec, name="cardtest-fp32", weights="m.safetensors")
+    monkeypatch.setitem(zoo._REGISTRY, "cardtest-fp32", fake)
+    monkeypatch.setattr(type(fake), "weights_path", property(lambda self: tmp_path / self.weights))
+    assert main(["card", "cardtest-fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "family:gan" in out and "0.900" in out and "0.600" in out and "other-x" in out and "threshold 0.420" in out
