@@ -83,7 +83,8 @@ def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop, bu
     else:
         start = len(tiny_gend.backbone.encoder.layer) - budget
         labels = crops.labels()
-        items = Items(crops.images, labels, item_weights(samples, np.arange(6), labels, cfg), np.arange(6))
+        items = Items(crops.images, labels, item_weights(samples, np.arange(6), labels, cfg), np.arange(6),
+                      np.zeros(6, dtype=int))
         train_budget(tiny_gend, TokenCache(tiny_gend.backbone, crops.images, start, pp), items, np.arange(6), cfg)
     trained = set(tiny_gend.trained_state_dict())
     changed = {k for k, v in tiny_gend.state_dict().items() if not torch.equal(v, before[k])}
@@ -109,3 +110,24 @@ def test_item_weights_balance_labels_and_upweight_generated_fakes():
 def test_uniformity_of_a_single_sample_is_zero_not_nan():
     loss = uniformity_loss(torch.nn.functional.normalize(torch.randn(1, 4), dim=-1))
     assert loss.item() == 0.0
+
+
+def test_items_train_as_degraded_copies_and_score_as_clean_crops(astronaut_crop):
+    from deepfake_sdk.models.gend.train import BLEND, CROP, VIEW, TrainConfig, degraded, items_for, weighted_for
+    from deepfake_sdk.training.data import CropSet
+
+    samples = [Sample(f"{i}", i % 2, "s", f"g{i}", "diffusion" if i % 2 else "real") for i in range(8)]
+    crops = CropSet(samples, np.stack([astronaut_crop] * 8), "x" * 64, [])
+    items = items_for(crops, np.arange(8), TrainConfig(degrade=0.5), np.random.default_rng(0))
+    assert (items.kind == CROP).sum() == 8 and (items.kind == BLEND).sum() == 4
+    views = items.origin[items.kind == VIEW]
+    assert 0 < len(views) < 8 and np.array_equal(items.labels[items.kind == VIEW], crops.labels()[views])
+    train = items.training()
+    assert not set(np.flatnonzero((items.kind == CROP) & np.isin(items.origin, views))) & set(train), \
+        "a crop with a degraded copy trains as the copy"
+    assert len(train) == 8 + 4
+    w = weighted_for(items, train).weights
+    assert w[train][items.labels[train] == 0].sum() == pytest.approx(w[train][items.labels[train] == 1].sum())
+    assert w.sum() == pytest.approx(len(train)) and not w[np.setdiff1d(np.arange(len(items)), train)].any()
+    worse = degraded(astronaut_crop, np.random.default_rng(1))
+    assert worse.shape == astronaut_crop.shape and np.abs(worse.astype(int) - astronaut_crop).mean() > 1

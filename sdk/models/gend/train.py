@@ -26,7 +26,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,7 @@ class TrainConfig:
     sbi_per_real: int = 1
     generated_weight: float = 4.0  # GAN/diffusion fakes weigh this much (scarce; full balancing hurt)
     per_source_cap: int | None = 400  # at most this many crops of one source and label train
+    degrade: float = 0.5  # share of crops and self-blends that train as a degraded copy
     budget_blocks: int | None = None  # None: full recipe; N: tune the last N blocks on cached tokens
     device: str = "auto"  # "auto": cuda when there is one, else cpu
     seed: int = 0
@@ -128,40 +129,82 @@ def capped(samples: list[Sample], idx: np.ndarray, cap: int | None) -> np.ndarra
     return np.array(sorted(out), dtype=int)
 
 
+CROP, VIEW, BLEND = 0, 1, 2  # Items.kind: a clean crop, a degraded copy of one, a self-blend
+
+
 @dataclass(frozen=True)
 class Items:
-    """What one training run sees: crops (by sample index) and self-blends of real crops."""
+    """What training sees: crops (by sample index), degraded copies of some, and self-blends of
+    real crops. Clean crops are also what a fold scores; a crop with a degraded copy trains as
+    that copy."""
 
     images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # 1 = fake (dataset fakes and self-blends)
     weights: np.ndarray  # per item, labels balanced
     origin: np.ndarray  # sample index the item came from
+    kind: np.ndarray  # CROP, VIEW or BLEND
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def training(self) -> np.ndarray:
+        """Indices of the items that train: blends, views, and crops that have no view."""
+        viewed = set(self.origin[self.kind == VIEW].tolist())
+        crop_trains = (self.kind == CROP) & ~np.isin(self.origin, list(viewed))
+        return np.flatnonzero(crop_trains | (self.kind != CROP))
+
 
 def items_for(crops: CropSet, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> Items:
-    """The crops ``idx`` plus ``cfg.sbi_per_real`` self-blends of each real one, weighted."""
+    """The crops ``idx``, a degraded copy of a ``cfg.degrade`` share of them, and
+    ``cfg.sbi_per_real`` self-blends of each real one (degraded at the same rate), weighted."""
     labels = crops.labels()[idx]
     reals = idx[labels == 0]
-    blends = [_self_blended(crops.images[i], rng) for _ in range(cfg.sbi_per_real) for i in reals]
-    images = np.concatenate([crops.images[idx], np.stack(blends)]) if blends else crops.images[idx]
-    origin = np.concatenate([idx, np.tile(reals, cfg.sbi_per_real)]).astype(int)
-    y = np.concatenate([labels, np.ones(len(blends), dtype=np.int64)]).astype(np.int64)
-    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin)
+    viewed = idx[rng.random(len(idx)) < cfg.degrade]
+    views = [degraded(crops.images[i], rng) for i in viewed]
+    blends = [_self_blended(crops.images[i], rng, cfg.degrade) for _ in range(cfg.sbi_per_real) for i in reals]
+    images = np.concatenate([crops.images[idx], *(np.stack(part) for part in (views, blends) if part)])
+    origin = np.concatenate([idx, viewed, np.tile(reals, cfg.sbi_per_real)]).astype(int)
+    y = np.concatenate([labels, crops.labels()[viewed], np.ones(len(blends))]).astype(np.int64)
+    kind = np.repeat([CROP, VIEW, BLEND], [len(idx), len(views), len(blends)])
+    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin, kind)
 
 
-def _self_blended(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.asarray(jpeg_roundtrip(Image.fromarray(self_blend(crop, rng)), JPEG_QUALITY))
+def _self_blended(crop: np.ndarray, rng: np.random.Generator, degrade: float = 0.0) -> np.ndarray:
+    fake = np.asarray(jpeg_roundtrip(Image.fromarray(self_blend(crop, rng)), JPEG_QUALITY))
+    return degraded(fake, rng) if rng.random() < degrade else fake
+
+
+def degraded(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A lower-quality copy of a crop: downscaled (to 30-100%) and back, re-encoded at JPEG
+    quality 40-95, sometimes greyscale. Applied alike to reals and fakes, it keeps image quality
+    from telling them apart (generated fakes are clean, many real photos are not)."""
+    img = Image.fromarray(crop)
+    side = max(16, int(round(img.width * rng.uniform(0.3, 1.0))))
+    img = img.resize((side, side), Image.Resampling.BILINEAR).resize(img.size, Image.Resampling.BILINEAR)
+    if rng.random() < 0.15:
+        img = img.convert("L").convert("RGB")
+    return np.asarray(jpeg_roundtrip(img, int(rng.integers(40, 96))))
 
 
 def item_weights(samples: list[Sample], origin: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     """Generated-face fakes x ``generated_weight``; then reals and fakes rescaled to equal total
     weight, mean 1."""
     w = np.ones(len(labels))
-    generated = np.array([samples[o].family in GENERATED_FAMILIES for o in origin]) & (labels == 1)
+    generated = np.array([samples[o].family in GENERATED_FAMILIES for o in origin], dtype=bool) & (labels == 1)
     w[generated] *= cfg.generated_weight
+    return balanced(w, labels)
+
+
+def weighted_for(items: Items, idx: np.ndarray) -> Items:
+    """``items`` whose weights are re-balanced over the items ``idx`` that train (0 elsewhere)."""
+    weights = np.zeros(len(items))
+    weights[idx] = balanced(items.weights[idx], items.labels[idx])
+    return replace(items, weights=weights)
+
+
+def balanced(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``weights`` rescaled so both labels carry half the total, mean 1."""
+    w = np.array(weights, dtype=np.float64)
     for label in (0, 1):
         mask = labels == label
         if mask.any():
@@ -220,18 +263,23 @@ def train_full(model: GenD, crops: CropSet, idx: np.ndarray, cfg: TrainConfig, p
     rng = np.random.default_rng(cfg.seed)
     model.to(device).freeze_all_but_layernorms()
     items = items_for(crops, idx, cfg, rng)
+    train = items.training()
+    items = weighted_for(items, train)
     with torch.no_grad(), autocast(device):
-        feats = torch.cat([model.features(_pixels(items.images[i : i + 64], pp, device)).float().cpu()
-                           for i in range(0, len(items), 64)])
+        feats = torch.cat([model.features(_pixels(items.images[train[i : i + 64]], pp, device)).float().cpu()
+                           for i in range(0, len(train), 64)])
     model.head.cpu()
-    fit_head(model, feats, items.labels, items.weights, cfg)
+    fit_head(model, feats, items.labels[train], items.weights[train], cfg)
     model.to(device)
-    opt, sched, total = _optimiser(model, cfg, len(items))
+    opt, sched, total = _optimiser(model, cfg, len(train))
     log, start = TrainLog(device=str(device)), time.time()
     model.train()
     for epoch in range(cfg.epochs):
-        items = items if epoch == 0 else items_for(crops, idx, cfg, rng)
-        order = rng.permutation(len(items))
+        if epoch:  # fresh self-blends and degraded copies each epoch
+            items = items_for(crops, idx, cfg, rng)
+            train = items.training()
+            items = weighted_for(items, train)
+        order = train[rng.permutation(len(train))]
         for i in range(0, len(order), cfg.batch_size):
             b = order[i : i + cfg.batch_size]
             x = items.images[b]
@@ -310,6 +358,7 @@ def train_budget(model: GenD, cache: TokenCache, items: Items, idx: np.ndarray, 
     with torch.no_grad():
         feats = torch.cat([torch.nn.functional.normalize(budget_features(model, cache, idx[i : i + 64], device=device), dim=-1)
                            for i in range(0, len(idx), 64)]).cpu()
+    items = weighted_for(items, idx)
     fit_head(model, feats, items.labels[idx], items.weights[idx], cfg)
     model.to(device)
     opt, sched, total = _optimiser(model, cfg, len(idx))
@@ -380,8 +429,9 @@ class Experiment:
         return cls(Path(data_dir), spec, cfg, crops, items, cache, metadata_features(crops.samples, data_dir))
 
     def item_index(self, sample_idx: np.ndarray) -> np.ndarray:
-        """Items (crops and their self-blends) that come from the samples ``sample_idx``."""
-        return np.flatnonzero(np.isin(self.items.origin, sample_idx))
+        """The training items (crops or their degraded copies, and self-blends) of ``sample_idx``."""
+        train = self.items.training()
+        return train[np.isin(self.items.origin[train], sample_idx)]
 
     def crop_items(self, sample_idx: np.ndarray) -> np.ndarray:
         """The items that are the crops ``sample_idx`` themselves (no self-blends), same order."""
