@@ -71,7 +71,7 @@ class TrainConfig:
     w_uniformity: float = 0.5
     w_alignment: float = 0.1
     sbi_per_real: int = 1
-    generated_weight: float = 4.0  # GAN/diffusion fakes weigh this much (scarce; full balancing hurt)
+    generated_weight: float = 2.0  # GAN/diffusion fakes weigh this much (scarce; full balancing hurt)
     per_source_cap: int | None = 400  # at most this many crops of one source and label train
     degrade: float = 0.5  # share of crops and self-blends that train as a degraded copy
     budget_blocks: int | None = None  # None: full recipe; N: tune the last N blocks on cached tokens
