@@ -44,6 +44,10 @@ class Int8Config:
     # that make full-INT8 ViTs collapse; by default only layers with weights are quantized.
     quantize_attention_matmuls: bool = False
     float_layers: tuple[str, ...] = ()  # node/layer names kept float (mixed precision)
+    # The most sensitive layers (the converter's ranking on the float model) kept float in every
+    # build, before any gate is consulted: for targets whose INT8 drifts on held-out faces while
+    # passing the build gate (sdk/targets.py says where and why).
+    min_float_layers: int = 0
     smoothquant_alpha: float | None = 0.5  # None: no SmoothQuant rescaling (quantization/smooth.py)
     keep_tail_float: bool = True  # L2-norm + head in float
     # The patch embedding's quantization error is added to every token and carried through all
@@ -102,5 +106,6 @@ def config_for(precision: str, target: str | None = None) -> QuantConfig:
     if precision not in configs:
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
-        return Int8Config(activations=get_target(target).int8_activations)
+        row = get_target(target)
+        return Int8Config(activations=row.int8_activations, min_float_layers=row.int8_min_float_layers)
     return configs[precision]

@@ -402,6 +402,8 @@ def cmd_card(args) -> int:
 def format_card(spec: ModelSpec, card: dict) -> str:
     """The held-out numbers of a card, each beside the controls measured on the same fold."""
     held = card.get("held_out") or {}
+    if not held:
+        return _format_early_card(spec, card)
     compared = [c["model"] for c in held.get("compared_with", [])]
     others = [f"auc_{name.replace('-', '_')}" for name in compared]
     lines = [f"{spec.name}: {card.get('architecture', '')}",
@@ -420,6 +422,19 @@ def format_card(spec: ModelSpec, card: dict) -> str:
     thr = card.get("threshold") or {}
     if thr:
         lines += ["", f"threshold {thr['value']:.3f}: {thr['chosen_at_fpr']:.0%} false positives on {thr['on']}"]
+    return "\n".join(lines)
+
+
+def _format_early_card(spec: ModelSpec, card: dict) -> str:
+    """A card from before the held-out folds (leave-one-domain-out only): say what it measured
+    and what it did not, rather than an empty table."""
+    lodo = card.get("leave_one_domain_out") or {}
+    lines = [f"{spec.name}: {card.get('architecture', '')}",
+             f"trained with `{card.get('command', '?')}` on {card.get('data', {}).get('crops', '?')} crops", "",
+             "held out: one domain at a time (no family/source folds, no metadata or probe control on these tensors):"]
+    lines += [f"  {name:<26} AUC {_fmt(row.get('auc'))}  ({row.get('n_real')} real, {row.get('n_fake')} fake)"
+              for name, row in lodo.items() if isinstance(row, dict)]
+    lines.append("  no held-out numbers recorded" if not lodo else f"  mean AUC {_fmt(lodo.get('mean_auc'))}")
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def export(
         smooth(model, to_batch(calib.crops, spec.preprocessing), recipe.smoothquant_alpha, maxima=calib.smooth_maxima)
     job = _Job(model, spec, tgt, precision, calib)
     if verify_on is None or precision != "int8":
-        return job.write(recipe, out)
+        return job.write(job.with_floor(recipe), out)
     return job.write_with_parity(recipe, out, verify_on, gate or Gate.build(), mixed_precision_steps)
 
 
@@ -116,14 +116,29 @@ class _Job:
             write_manifest(tmp, {**manifest, **(extra or {})})
         return Artifact.load(out)
 
+    def sensitivity(self, recipe, artifact: Artifact | None = None) -> dict[str, float]:
+        """The converter's per-layer SQNR ranking input (lower = more damaged); ``artifact`` is
+        None before anything is exported, which rankings on the float model do not need."""
+        converter = self.converter()
+        if not hasattr(converter, "layer_sensitivity"):
+            return {}
+        crops = to_batch(self.calib.crops[:16], self.spec.preprocessing)
+        return converter.layer_sensitivity(artifact.path if artifact else None, crops, self.model, recipe)
+
+    def with_floor(self, recipe):
+        """``recipe`` with its ``min_float_layers`` most sensitive layers kept float (ungated builds)."""
+        floor = getattr(recipe, "min_float_layers", 0)
+        if not floor or recipe.float_layers:
+            return recipe
+        return dataclasses.replace(recipe, float_layers=tuple(most_sensitive(self.sensitivity(recipe))[:floor]))
+
     def write_with_parity(self, recipe, out: Path, faces, gate: Gate, steps: int) -> Artifact:
         """INT8 export that must match the float reference on ``faces``, else mixed precision."""
         if not runtime_class(self.target.name).is_available():  # nothing to score with: skip the reference too
-            return self.write(recipe, out, {"mixed_precision": {"skipped": "runtime not available here"}})
+            return self.write(self.with_floor(recipe), out, {"mixed_precision": {"skipped": "runtime not available here"}})
         faces = faces if isinstance(faces, CalibrationSet) else CalibrationSet(np.asarray(faces), "array", ("array:gate",))
         batch = to_batch(faces.crops, self.spec.preprocessing)
         reference = score_batches(lambda b: torch_logits(self.model, b), batch)
-        converter = self.converter()
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{Path(out).name}.mp-", dir=Path(out).parent))
         counter = iter(range(1000))
@@ -131,15 +146,10 @@ class _Job:
         def export_with(float_layers: tuple[str, ...]) -> Artifact:
             return self.write(dataclasses.replace(recipe, float_layers=float_layers), work / f"step{next(counter)}")
 
-        def sensitivity(artifact: Artifact) -> dict[str, float]:
-            if not hasattr(converter, "layer_sensitivity"):
-                return {}
-            crops = to_batch(self.calib.crops[:16], self.spec.preprocessing)
-            return converter.layer_sensitivity(artifact.path, crops, self.model, recipe)
-
         try:
             best, report = search_float_layers(export_with, lambda a: score_batches(runtime_for(a).run, batch),
-                                               sensitivity, reference, gate, self.spec.threshold, steps)
+                                               lambda a: self.sensitivity(recipe, a), reference, gate,
+                                               self.spec.threshold, steps, floor=recipe.min_float_layers)
             report["verified_on"] = int(len(faces.crops))
             report["gate_faces"] = {**faces.describe(), "shared_sources_with_calibration":
                                     sorted(set(faces.sources) & set(self.calib.faces_used() if self.calib else ()))}
@@ -153,34 +163,41 @@ class _Job:
 def search_float_layers(
     export_with: Callable[[tuple[str, ...]], Artifact],
     score: Callable[[Artifact], np.ndarray],
-    sensitivity: Callable[[Artifact], dict[str, float]],
+    sensitivity: Callable[[Artifact | None], dict[str, float]],
     reference: np.ndarray,
     gate: Gate,
     threshold: float = 0.5,
     max_steps: int = 4,
+    floor: int = 0,
 ) -> tuple[Artifact, dict]:
     """Returns ``(artifact, report)``; ``report`` has every step's parity and the float layers.
-    Steps: everything INT8; if the gate fails, rank layers once (lowest SQNR first) and
-    re-export with the worst 2, 4, 8, ... kept float."""
-    artifact = export_with(())
-    step = _step(reference, score(artifact), gate, threshold, 0)
+    Steps: everything INT8 (with a ``floor``, its ``floor`` most sensitive layers float, ranked
+    before the first export: ``sensitivity(None)``); if the gate fails, rank layers once
+    (lowest SQNR first) and re-export with the worst 2, 4, 8, ... kept float."""
+    ranked = most_sensitive(sensitivity(None)) if floor else []
+    k = min(len(ranked), floor)
+    artifact = export_with(tuple(ranked[:k]))
+    step = _step(reference, score(artifact), gate, threshold, k)
     history = [step]
-    ranked: list[str] = []
-    k = 0
     for _ in range(max_steps):
         if step["passed"]:
             break
         if not ranked:
-            ranked = [name for name, _ in sorted(sensitivity(artifact).items(), key=lambda kv: kv[1])]
+            ranked = most_sensitive(sensitivity(artifact))
         k = min(len(ranked), max(2, 2 * k))
         artifact = export_with(tuple(ranked[:k]))
         step = _step(reference, score(artifact), gate, threshold, k)
         history.append(step)
         if k == len(ranked):
             break
-    report = {"gate": gate.to_dict(), "threshold": threshold, "passed": step["passed"],
+    report = {"gate": gate.to_dict(), "threshold": threshold, "passed": step["passed"], "floor": floor,
               "float_layers": ranked[:k] if k else [], "steps": history}
     return artifact, report
+
+
+def most_sensitive(sqnr_db: dict[str, float]) -> list[str]:
+    """Layer names, most damaged by INT8 (lowest SQNR) first."""
+    return [name for name, _ in sorted(sqnr_db.items(), key=lambda kv: kv[1])]
 
 
 def _step(reference: np.ndarray, candidate: np.ndarray, gate: Gate, threshold: float, float_layers: int) -> dict:

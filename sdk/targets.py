@@ -21,6 +21,7 @@ class Target:
     model_suffix: str  # the artifact's model file
     predicts_on_linux: bool = True  # False: artifacts build here, prediction needs another OS
     int8_activations: str = "static"  # Int8Config.activations that passes the parity gate here
+    int8_min_float_layers: int = 0  # Int8Config.min_float_layers: sensitive Linears always float
     runtime_versions: str = ""  # releases of the runtime the numerics were recorded with (">=a,<b")
     description: str = ""
 
@@ -36,6 +37,9 @@ TARGETS: dict[str, Target] = {
                description="OpenVINO IR on Intel CPUs/GPUs/NPUs, INT8 weights + run-time activation INT8"),
         Target("executorch", "executorch", "executorch", ("fp32", "int8"), "executorch", ".pte",
                int8_activations="dynamic", runtime_versions=">=1.5,<1.6",
+               # all-INT8 passes the build gate yet flips 3/284 held-out faces (1.06%, gate 1%);
+               # the 8 most sensitive Linears float: 2/284, 33 MB instead of 23 (docs/targets.md)
+               int8_min_float_layers=8,
                description="ExecuTorch lowered to XNNPACK (Android, iOS, embedded), PT2E INT8"),
         Target("tflite", "tflite", "tflite", ("fp32", "int8"), "tflite", ".tflite",
                int8_activations="dynamic", runtime_versions=">=2.3,<2.4",

@@ -19,6 +19,7 @@ from deepfake_sdk.artifact import write_manifest
 from deepfake_sdk.errors import ParityGateError, ParityWarning
 from deepfake_sdk.jsonio import is_plain
 from deepfake_sdk.gates import Gate
+from deepfake_sdk.quantization import config_for
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.targets import TARGETS
 
@@ -50,8 +51,14 @@ def test_load_builds_gates_and_caches_on_every_target(target, samples, monkeypat
     on_disk = json.loads((det.artifact.path / "manifest.json").read_text())
     assert is_plain(manifest) and on_disk == manifest, "every manifest value is plain JSON"
     report = manifest["mixed_precision"]
-    assert [s["float_layers"] for s in report["steps"]] == [0, 2, 4, 8] and report["passed"] is False
-    assert len(report["float_layers"]) == 8 and manifest["recipe"]["float_layers"] == report["float_layers"]
+    floor = config_for("int8", target).min_float_layers
+    steps = [s["float_layers"] for s in report["steps"]]
+    assert report["passed"] is False and report["floor"] == floor
+    if floor:  # the target's always-float layers come first, then the search doubles them
+        assert steps[0] == floor and steps == sorted(set(steps)) and len(steps) >= 2
+    else:
+        assert steps == [0, 2, 4, 8]
+    assert len(report["float_layers"]) == steps[-1] and manifest["recipe"]["float_layers"] == report["float_layers"]
     assert report["checked_on"]["cpu_class"] == device.device_info().cpu_class
     assert report["checked_on"]["runtime"] == runtime_class(target).version()
     assert report["gate_faces"]["size"] == 128 and report["near_threshold"]["of"] == 128

@@ -78,3 +78,9 @@ def test_card_prints_held_out_folds_beside_the_controls(tmp_path, capsys, monkey
     assert main(["card", "cardtest-fp32"]) == 0
     out = capsys.readouterr().out
     assert "family:gan" in out and "0.900" in out and "0.600" in out and "other-x" in out and "threshold 0.420" in out
+
+
+def test_card_of_the_shipped_default_says_what_was_held_out(capsys):
+    assert main(["card", "gend-int8"]) == 0
+    out = capsys.readouterr().out
+    assert "AUC" in out and "held out" in out and "?" not in out.splitlines()[1]

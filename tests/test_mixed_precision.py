@@ -34,6 +34,21 @@ def test_search_stops_as_soon_as_the_gate_passes():
     assert not report["steps"][0]["passed"]
 
 
+def test_a_floor_keeps_its_layers_float_from_the_first_export():
+    seen = []
+    ranked_on = []
+
+    def sensitivity(artifact):
+        ranked_on.append(artifact)
+        return LAYERS
+
+    artifact, report = search_float_layers(lambda fl: seen.append(fl) or _export(fl), _score, sensitivity,
+                                           REF, Gate.build(), floor=3)
+    assert seen[0] == ("layer0", "layer1", "layer2"), "the floor's layers are float in the very first export"
+    assert ranked_on == [None], "ranked once, before anything was exported"
+    assert report["passed"] and report["floor"] == 3 and [s["float_layers"] for s in report["steps"]] == [3]
+
+
 def test_search_reports_failure_when_budget_runs_out():
     _, report = search_float_layers(_export, _score, lambda a: {"layer9": 0.0}, REF, Gate.build(), max_steps=3)
     assert not report["passed"] and report["float_layers"] == ["layer9"]

@@ -14,13 +14,13 @@ from deepfake_sdk.parity import verify
 
 pytestmark = pytest.mark.slow
 
-# Known gap, measured 2026-11-23 on held-out sources (AMD EPYC, AVX-512 VNNI): XNNPACK's per-token
-# INT8 (ExecuTorch, TFLite) flips 3 of 284 faces (1.06%; 28 reference scores lie within ±0.05 of
-# the threshold), one face over the release gate's 1%, with Pearson 0.999. Weaker or stronger
-# SmoothQuant and 4 float layers did not help; 8 float layers fixed ExecuTorch (0.70%, 33 MB).
-# docs/numerics/gend.md shows them as DRIFT at the 1% gate; here the limit they are held to is
-# explicit, so a further regression still fails. Issue 9 stays open on this.
-KNOWN_FLIP_LIMIT = {"executorch": 0.015, "tflite": 0.015}
+# Known gap, measured 2026-11-23 and again 2026-12-01 on held-out sources (AMD EPYC, AVX-512
+# VNNI): LiteRT's per-token INT8 flips 3 of 284 faces (1.06%; 28 reference scores lie within
+# ±0.05 of the threshold), one face over the release gate's 1%, with Pearson 0.999. ExecuTorch
+# had the same gap and now keeps its 8 most sensitive Linears float (targets.py: 2/284); for
+# LiteRT float layers do not help (its converter re-quantizes them: docs/targets.md). Here the
+# limit TFLite is held to is explicit, so a further regression still fails. Issue 9's note.
+KNOWN_FLIP_LIMIT = {"tflite": 0.015}
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino", "executorch", "tflite"])
