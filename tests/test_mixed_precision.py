@@ -175,7 +175,10 @@ def test_export_keeps_the_most_sensitive_layers_float_and_records_them(tiny_gend
 
     spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
     crops = augmented_crops(astronaut_crop, 56, 8)
-    art = export(tiny_gend, "executorch", "int8", calibration=crops, out=tmp_path / "a", spec=spec,
+    from deepfake_sdk.quantization import config_for
+
+    no_floor = replace(config_for("int8", "executorch"), min_float_layers=0)  # the loop alone, from all-INT8
+    art = export(tiny_gend, "executorch", "int8", calibration=crops, out=tmp_path / "a", spec=spec, quantization=no_floor,
                  verify_on=crops, gate=Gate.build().overridden(min_pearson=1.01), mixed_precision_steps=1)
     report = art.manifest["mixed_precision"]
     assert [s["float_layers"] for s in report["steps"]] == [0, 2] and not report["passed"]
