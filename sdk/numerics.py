@@ -9,6 +9,7 @@ moved a number.
 from __future__ import annotations
 
 import datetime
+import json
 import platform
 from pathlib import Path
 
@@ -39,7 +40,10 @@ def reference_for(model: str, data: Path) -> Reference:
 
 def refresh(model: str, data: Path, targets: list[str], precisions: list[str], out: Path,
             policy: Gate = Gate.release()) -> Path:
-    """Export (cached) and verify every pair; write ``out/MODEL.json`` and ``out/MODEL.md``."""
+    """Export (cached) and verify every pair; write ``out/MODEL.json`` and ``out/MODEL.md``.
+
+    Rows of other targets/precisions already in ``out/MODEL.json`` (same reference) are kept,
+    each with the date it was measured, so one target's recipe change refreshes just its rows."""
     # Release faces from sources the calibration never saw (manifest_extra.csv), when there are.
     faces = holdout_folder(data) if (Path(data) / HOLDOUT_MANIFEST).is_file() else Path(data)
     ref = reference_for(model, faces)
@@ -64,7 +68,8 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
                            runtime=result.runtime, pearson=m.pearson, spearman=m.spearman, flip_rate=m.flip_rate,
                            auc=m.auc, auc_drop=m.auc_drop, eer_increase=m.eer_increase, p99_abs_diff=m.p99_abs_diff,
                            max_abs_diff=m.max_abs_diff, feature_cosine_mean=m.feature_cosine_mean, nonfinite=m.nonfinite)
-            rows.append(row)
+            rows.append({**row, "measured": datetime.date.today().isoformat()})
+    rows = _merged(out / f"{model}.json", ref, rows)
     probs = [float(r["prob"]) for r in ref.samples]
     used["release_gate"] = {"folder": str(faces), "sources": sorted({r["source"] for r in ref.samples}),
                             "faces": len(probs), "within_0.05_of_threshold": sum(abs(p - 0.5) <= 0.05 for p in probs)}
@@ -77,6 +82,21 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
     path = out / f"{model}.md"
     path.write_text(_markdown(record))
     return path
+
+
+def _merged(previous: Path, ref: Reference, rows: list[dict]) -> list[dict]:
+    """``rows`` plus the rows of ``previous`` they do not replace, in its order, when ``previous``
+    was measured against the same reference faces (else only ``rows``)."""
+    if not previous.is_file():
+        return rows
+    old = json.loads(previous.read_text())
+    same_faces = (old.get("reference") or {}).get("data", {}).get("manifest_sha256") == ref.meta["data"]["manifest_sha256"]
+    if not same_faces:
+        return rows
+    fresh = {(r["target"], r["precision"]): r for r in rows}
+    kept = [fresh.pop((r["target"], r["precision"]), {**r, "measured": r.get("measured", old.get("date"))})
+            for r in old.get("rows", [])]
+    return kept + list(fresh.values())
 
 
 def _faces_lines(used: dict) -> list[str]:
@@ -103,13 +123,14 @@ def _markdown(record: dict) -> str:
              f"AUC {_f(m.get('auc'), '.4f')}, AP {_f(m.get('ap'), '.4f')}, EER {_f(m.get('eer'), '.4f')}.",
              f"Refreshed {record['date']} on {record['machine']} with `{record['command']}` (SDK {record['sdk']}).",
              "Gate: " + ", ".join(f"{k}={v}" for k, v in record["policy"].items() if v is not None) + ".", "",
-             "| target | precision | activations | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | p99 abs Δp | feat cos |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | precision | activations | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | p99 abs Δp | feat cos | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         lines.append(f"| {r['target']} | {r['precision']} | {r.get('recipe') or '–'} | {r['size_mb']} | {r['status']} | "
                      f"{_f(r.get('pearson'), '.4f')} | {_f(r.get('flip_rate'), '.2%')} | {_f(r.get('auc'), '.4f')} | "
                      f"{_f(r.get('auc_drop'), '+.4f')} | {_f(r.get('eer_increase'), '+.4f')} | "
-                     f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} |")
+                     f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} | "
+                     f"{r.get('measured') or record['date']} |")
     lines += ["", "Which faces each step used (disjoint by source):", ""] + _faces_lines(record.get("faces") or {})
     lines += ["", "None of these faces calibrated the artifacts (gate and calibration sources are disjoint). The "
               "table is about how faithfully each artifact reproduces the float model, not how good the model "

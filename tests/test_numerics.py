@@ -1,0 +1,36 @@
+"""The recorded numerics table: refreshing some targets keeps the other rows, dated."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from deepfake_sdk.numerics import _markdown, _merged
+
+
+def _reference(manifest: str) -> SimpleNamespace:
+    return SimpleNamespace(meta={"data": {"manifest_sha256": manifest}})
+
+
+def _table(tmp_path, manifest: str = "abc"):
+    rows = [{"target": t, "precision": "int8", "size_mb": 1.0, "status": "pass"} for t in ("onnx", "executorch")]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"reference": {"data": {"manifest_sha256": manifest}}, "rows": rows, "date": "2026-11-23"}))
+    return path
+
+
+def test_refreshed_rows_replace_theirs_and_the_rest_keep_their_date(tmp_path):
+    fresh = [{"target": "executorch", "precision": "int8", "size_mb": 2.0, "status": "pass", "measured": "2026-12-01"}]
+    rows = _merged(_table(tmp_path), _reference("abc"), fresh)
+    assert [(r["target"], r["size_mb"], r["measured"]) for r in rows] == [("onnx", 1.0, "2026-11-23"),
+                                                                          ("executorch", 2.0, "2026-12-01")]
+    record = {"model": "m", "date": "2026-12-01", "machine": "x", "command": "c", "sdk": "0", "policy": {},
+              "reference": {"model": "m", "device": "cpu", "torch": "t", "metrics": {},
+                            "data": {"samples": 1, "folder": "f", "manifest_sha256": "abc"}}, "rows": rows}
+    table = _markdown(record)
+    assert "| onnx | int8 |" in table and "2026-11-23 |" in table and "2026-12-01 |" in table
+
+
+def test_rows_measured_on_other_faces_are_dropped(tmp_path):
+    fresh = [{"target": "executorch", "precision": "int8", "size_mb": 2.0, "status": "pass"}]
+    assert _merged(_table(tmp_path, manifest="other"), _reference("abc"), fresh) == fresh
+    assert _merged(tmp_path / "missing.json", _reference("abc"), fresh) == fresh
