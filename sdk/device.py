@@ -116,10 +116,11 @@ SPEED_ORDER: dict[str, SpeedOrder] = {
     "amx": SpeedOrder(("openvino", "tflite", "executorch", "onnx", "coreml"), False,
                       "assumed from INT8/FP32 time ratios reported on an AMX Xeon (issue 9): openvino 0.33, "
                       "tflite 0.32, executorch 0.53, onnx 0.87; absolute latencies not measured"),
-    "avx512-vnni": SpeedOrder(("executorch", "tflite", "openvino", "onnx", "coreml"), True,
-                              "measured on an AMD EPYC (AVX-512 VNNI, no AMX), the four INT8 artifacts timed "
-                              "interleaved in one loop, two runs, ms: executorch 21.7/22.0, tflite 25.4/25.8, "
-                              "openvino 26.3/27.3, onnx 34.0/36.5 (benchmarks/README.md, session 4)"),
+    "avx512-vnni": SpeedOrder(("tflite", "executorch", "openvino", "onnx", "coreml"), True,
+                              "measured on an AMD EPYC (AVX-512 VNNI, no AMX), the four default INT8 builds "
+                              "timed interleaved in one loop, two runs, ms: tflite 19.9/18.0, executorch "
+                              "21.5/24.3 (8 Linears float since 2026-12-01), openvino 31.5/35.9, onnx 37.3/39.4 "
+                              "(benchmarks/README.md, 2026-12-01)"),
     "avx2": SpeedOrder(("tflite", "executorch", "onnx", "openvino", "coreml"), True,
                        "measured on an AMD EPYC (AVX2, no VNNI), INT8 ms: tflite 65.9, executorch 66.0, "
                        "onnx 86.4, openvino 86.6 (benchmarks/results/targets.json, session 3; ONNX and "
