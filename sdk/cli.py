@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import jsonio
-from .artifact import Artifact
+from .artifact import Artifact, atomic_path
 from .device import device_info, preference, select_target, speed_order
 from .errors import DeepfakeSDKError, InvalidImageError, UsageError
 from .gates import Gate
@@ -21,6 +21,7 @@ from .runtimes.base import runtime_class
 from .paths import cache_dir
 from .quantization.config import config_for
 from .targets import TARGETS
+from .training.cards import attach_comparison
 from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -57,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     cd = sub.add_parser("card", help="a model's card: held-out AUC per fold beside the controls, threshold, data")
     cd.add_argument("model", help="zoo name, e.g. gend-int8")
     cd.add_argument("--json", action="store_true", help="the whole card as JSON")
+    cd.add_argument("--attach", action="append", metavar="CARD",
+                    help="another model's card (same data): write its fold AUCs beside this card's")
     cd.set_defaults(func=cmd_card)
 
     ex = sub.add_parser("export", help="export a model to a target's artifact")
@@ -391,12 +394,26 @@ def _print_cached_builds() -> None:
 
 def cmd_card(args) -> int:
     spec = get_spec(args.model)
-    path = spec.weights_path.with_name(spec.weights_path.name.rsplit(".", 1)[0] + ".card.json") if spec.weights else None
+    path = spec.card_path
     if path is None or not path.is_file():
         raise UsageError(f"{spec.name} has no model card")
     card = json.loads(path.read_text())
+    if args.attach:
+        card = _attached(card, args.attach, path)
     print(jsonio.dumps(card, indent=1) if args.json else format_card(spec, card))
     return EXIT_OK
+
+
+def _attached(card: dict, others: list[str], path: Path) -> dict:
+    """``card`` with the fold AUCs of ``others`` beside its own, written back to ``path``."""
+    for other in others:
+        try:
+            card = attach_comparison(card, json.loads(Path(other).read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"cannot attach {other}: {exc}") from None
+    with atomic_path(path) as tmp:
+        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+    return card
 
 
 def format_card(spec: ModelSpec, card: dict) -> str:

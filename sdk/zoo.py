@@ -8,6 +8,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -81,6 +83,12 @@ class ModelSpec:
     def weights_path(self) -> Path | None:
         return get_family(self.family).weights_dir / self.weights if self.weights else None
 
+    @property
+    def card_path(self) -> Path | None:
+        """The model card beside the weights (``x.safetensors`` -> ``x.card.json``)."""
+        path = self.weights_path
+        return path.with_name(path.name.rsplit(".", 1)[0] + ".card.json") if path else None
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -121,6 +129,24 @@ def register_alias(name: str, target: str) -> None:
     if target not in _REGISTRY:
         raise ValueError(f"alias {name!r} points at {target!r}, which is not registered")
     _ALIASES[name] = target
+
+
+def recommended_by_card(card: Path, columns: dict[str, str], fallback: str) -> str:
+    """The variant with the best held-out AUC in one model card, for an alias to point at.
+
+    ``columns`` maps a card column to the variant it measures (``{"auc": "gend-clip-b16",
+    "auc_gend_dinov2_s14": "gend-dinov2-s14"}``): a card compares models on *its* folds, so only
+    columns of one card are comparable. A variant's score is the mean of its family-fold and
+    source-fold means. Without the card, or with a column missing, ``fallback`` is recommended:
+    an alias never points at a variant whose numbers nobody measured."""
+    try:
+        means = json.loads(Path(card).read_text())["held_out"]["mean"]
+        scores = {variant: sum(means[kind][col] for kind in means) / len(means) for col, variant in columns.items()}
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return fallback
+    if any(not isinstance(v, float) or math.isnan(v) for v in scores.values()):
+        return fallback
+    return max(scores, key=scores.get)
 
 
 def list_models(pattern: str = "*") -> list[str]:

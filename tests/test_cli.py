@@ -80,6 +80,37 @@ def test_card_prints_held_out_folds_beside_the_controls(tmp_path, capsys, monkey
     assert "family:gan" in out and "0.900" in out and "0.600" in out and "other-x" in out and "threshold 0.420" in out
 
 
+def test_card_attach_writes_another_models_folds_beside_its_own(tmp_path, capsys, monkeypatch):
+    """``card --attach`` puts a comparison trained later on the same folds into the card file;
+    a card of other data is refused with a clear error, and the card is left as it was."""
+    import json as _json
+    from dataclasses import replace
+
+    from deepfake_sdk import zoo
+
+    def card(model, aucs, data="m1"):
+        folds = [{"name": n, "kind": "family", "test_real": 5, "test_fake": 3, "auc": a} for n, a in aucs.items()]
+        return {"model": model, "data": {"manifests": data}, "held_out": {"folds": folds, "mean": {"family": {
+            "auc": sum(aucs.values()) / len(aucs)}}}}
+
+    path = tmp_path / "m.card.json"
+    path.write_text(_json.dumps(card("mine", {"family:gan": 0.9, "family:diffusion": 0.7})))
+    (tmp_path / "other.json").write_text(_json.dumps(card("other-x", {"family:gan": 0.6, "family:diffusion": 0.8})))
+    (tmp_path / "alien.json").write_text(_json.dumps(card("alien", {"family:gan": 0.5}, data="m2")))
+    spec = replace(zoo.get_spec("gend-dinov2-s14-fp32"), name="cardtest-fp32", weights="m.safetensors")
+    monkeypatch.setitem(zoo._REGISTRY, "cardtest-fp32", spec)
+    monkeypatch.setattr(type(spec), "weights_path", property(lambda self: tmp_path / self.weights))
+    assert main(["card", "cardtest-fp32", "--attach", str(tmp_path / "other.json")]) == 0
+    written = _json.loads(path.read_text())
+    assert [f["auc_other_x"] for f in written["held_out"]["folds"]] == [0.6, 0.8]
+    assert written["held_out"]["mean"]["family"]["auc_other_x"] == 0.7
+    assert main(["card", "cardtest-fp32", "--attach", str(tmp_path / "other.json")]) == 0  # again: replaced
+    assert len(_json.loads(path.read_text())["held_out"]["compared_with"]) == 1
+    before = path.read_text()
+    assert main(["card", "cardtest-fp32", "--attach", str(tmp_path / "alien.json")]) == 2
+    assert "different data" in capsys.readouterr().err and path.read_text() == before
+
+
 def test_card_of_the_shipped_default_says_what_was_held_out(capsys):
     assert main(["card", "gend-int8"]) == 0
     out = capsys.readouterr().out

@@ -33,3 +33,24 @@ def test_import_registers_every_family_without_torch():
     code = "import sys, deepfake_sdk; assert 'gend-int8' in deepfake_sdk.list_models(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_alias_follows_the_cards_best_held_out_auc(tmp_path):
+    """An alias points at the variant with the best held-out mean on one card's folds, and at
+    the fallback when the card or a column is missing (never at an unmeasured variant)."""
+    import json
+
+    from deepfake_sdk.zoo import recommended_by_card
+
+    card = tmp_path / "a.card.json"
+    columns = {"auc": "clip", "auc_dino": "dino"}
+    means = {"family": {"auc": 0.80, "auc_dino": 0.70}, "source": {"auc": 0.60, "auc_dino": 0.75}}
+    card.write_text(json.dumps({"held_out": {"mean": means}}))
+    assert recommended_by_card(card, columns, fallback="clip") == "dino"  # 0.725 beats 0.70
+    means["source"]["auc"] = 0.70
+    card.write_text(json.dumps({"held_out": {"mean": means}}))
+    assert recommended_by_card(card, columns, fallback="dino") == "clip"  # 0.75 beats 0.725
+    del means["source"]["auc_dino"]
+    card.write_text(json.dumps({"held_out": {"mean": means}}))
+    assert recommended_by_card(card, columns, fallback="dino") == "dino"
+    assert recommended_by_card(tmp_path / "missing.json", columns, fallback="dino") == "dino"

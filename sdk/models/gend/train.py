@@ -41,6 +41,7 @@ from ...imageio import jpeg_roundtrip
 from ...paths import cache_dir
 from ...metrics import roc_auc
 from ...preprocess import to_batch
+from ...training.cards import attach_comparison
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.data import JPEG_QUALITY, CropSet, Sample, build_crops
 from ...training.folds import Fold, make_folds
@@ -577,21 +578,6 @@ def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], 
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-
-
-def attach_comparison(card: dict, other: dict) -> dict:
-    """Put another model's AUC on the same folds beside this card's (``auc_<model>``): the folds
-    are named and defined by the data alone, so both cards' fold sets are the same."""
-    key = f"auc_{other['model'].replace('-', '_')}"
-    theirs = {f["name"]: f["auc"] for f in other["held_out"]["folds"]}
-    for fold in card["held_out"]["folds"]:
-        fold[key] = theirs.get(fold["name"], float("nan"))
-    for kind, mean in card["held_out"]["mean"].items():
-        rows = [f[key] for f in card["held_out"]["folds"] if f["kind"] == kind and not math.isnan(f.get("auc", math.nan))]
-        mean[key] = round(float(np.nanmean(rows)), 4) if rows else None
-    card["held_out"].setdefault("compared_with", []).append(
-        {"model": other["model"], "recipe": other.get("recipe"), "command": other.get("command")})
-    return card
 
 
 def _write(out_dir: Path, spec: ModelSpec, tensors: dict, card: dict) -> None:
