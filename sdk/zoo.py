@@ -144,9 +144,19 @@ def recommended_by_card(card: Path, columns: dict[str, str], fallback: str) -> s
         scores = {variant: sum(means[kind][col] for kind in means) / len(means) for col, variant in columns.items()}
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         return fallback
-    if any(not isinstance(v, float) or math.isnan(v) for v in scores.values()):
+    if not scores or any(not isinstance(v, float) or math.isnan(v) for v in scores.values()):
         return fallback
     return max(scores, key=scores.get)
+
+
+def card_threshold(card: Path, default: float = 0.5) -> float:
+    """The decision threshold a model card recorded (chosen on held-out real faces for a stated
+    false-positive rate), or ``default`` for a card without one."""
+    try:
+        value = json.loads(Path(card).read_text())["threshold"]["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else default
 
 
 def list_models(pattern: str = "*") -> list[str]:

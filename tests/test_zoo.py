@@ -54,3 +54,17 @@ def test_alias_follows_the_cards_best_held_out_auc(tmp_path):
     card.write_text(json.dumps({"held_out": {"mean": means}}))
     assert recommended_by_card(card, columns, fallback="dino") == "dino"
     assert recommended_by_card(tmp_path / "missing.json", columns, fallback="dino") == "dino"
+    assert recommended_by_card(card, {}, fallback="dino") == "dino"  # no variant measured
+
+
+def test_threshold_comes_from_the_card_when_it_records_one(tmp_path):
+    import json
+
+    from deepfake_sdk.zoo import card_threshold
+
+    card = tmp_path / "a.card.json"
+    card.write_text(json.dumps({"threshold": {"value": 0.73, "chosen_at_fpr": 0.05}}))
+    assert card_threshold(card) == 0.73
+    card.write_text(json.dumps({"threshold": {"value": 1.5}}))  # not a probability: ignored
+    assert card_threshold(card) == 0.5
+    assert card_threshold(tmp_path / "none.json", default=0.4) == 0.4
