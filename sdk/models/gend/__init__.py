@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...zoo import Family, ModelSpec, register_alias, register_family, register_pair
-from ..backbones import OFFLINE_DINOV2
+from ...zoo import (CLIP_MEAN, CLIP_STD, Family, ModelSpec, Preprocessing, card_threshold, recommended_by_card,
+                    register_alias, register_family, register_pair)
+from ..backbones import OFFLINE_CLIP, OFFLINE_DINOV2
 
 FAMILY = register_family(Family(
     name="gend",
@@ -29,6 +30,27 @@ DINOV2_S14 = ModelSpec(
 )
 register_pair(DINOV2_S14, "GenD on DINOv2 ViT-S/14, INT8 weights + run-time INT8 activations, float L2+head")
 
-# The recommended variant (the model card's best held-out AUC).
-register_alias("gend-fp32", "gend-dinov2-s14-fp32")
-register_alias("gend-int8", "gend-dinov2-s14-int8")
+CLIP_CARD = FAMILY.weights_dir / "gend_clip_vitb16.card.json"
+CLIP_B16 = ModelSpec(
+    name="gend-clip-b16-fp32",
+    family="gend",
+    backbone=OFFLINE_CLIP,
+    weights="gend_clip_vitb16.safetensors",
+    precision="fp32",
+    threshold=card_threshold(CLIP_CARD),  # 5% false positives on the card's held-out real faces
+    preprocessing=Preprocessing(mean=CLIP_MEAN, std=CLIP_STD),
+    description="GenD on CLIP ViT-B/16 (LN-tuned, L2 + linear head), PyTorch FP32 reference",
+)
+register_pair(CLIP_B16, "GenD on CLIP ViT-B/16, INT8 weights + run-time INT8 activations, float L2+head")
+
+# The recommended variant: the best held-out mean on the CLIP card's folds, where the DINOv2-S GenD
+# was trained and scored by the same recipe (``train ... --compare`` or ``card --attach``), among
+# the variants whose INT8 parity on every target has been recorded (``numerics/<variant>.json``):
+# an alias only moves to a variant whose builds were measured against its reference.
+_MEASURED = {"auc": CLIP_B16.base_name, "auc_gend_dinov2_s14": DINOV2_S14.base_name}
+RECOMMENDED = recommended_by_card(
+    CLIP_CARD,
+    {col: v for col, v in _MEASURED.items() if (FAMILY.folder / "numerics" / f"{v}.json").is_file()},
+    fallback=DINOV2_S14.base_name)
+register_alias("gend-fp32", f"{RECOMMENDED}-fp32")
+register_alias("gend-int8", f"{RECOMMENDED}-int8")
