@@ -21,7 +21,7 @@ from .runtimes.base import runtime_class
 from .paths import cache_dir
 from .quantization.config import config_for
 from .targets import TARGETS
-from .training.cards import attach_comparison
+from .training.cards import attach_comparison, comparison_column
 from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -422,7 +422,7 @@ def format_card(spec: ModelSpec, card: dict) -> str:
     if not held:
         return _format_early_card(spec, card)
     compared = [c["model"] for c in held.get("compared_with", [])]
-    others = [f"auc_{name.replace('-', '_')}" for name in compared]
+    others = [comparison_column(name) for name in compared]
     lines = [f"{spec.name}: {card.get('architecture', '')}",
              f"trained ({card.get('recipe', '?')} recipe) on {card.get('data', {}).get('crops', '?')} crops; "
              f"{held.get('real_pool_faces', '?')} real faces of {len(held.get('real_pool_sources', []))} sources held out of "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ...zoo import (CLIP_MEAN, CLIP_STD, Family, ModelSpec, Preprocessing, card_threshold, recommended_by_card,
                     register_alias, register_family, register_pair)
+from ...training.cards import comparison_column
 from ..backbones import OFFLINE_CLIP, OFFLINE_DINOV2
 
 FAMILY = register_family(Family(
@@ -47,7 +48,7 @@ register_pair(CLIP_B16, "GenD on CLIP ViT-B/16, INT8 weights + run-time INT8 act
 # was trained and scored by the same recipe (``train ... --compare`` or ``card --attach``), among
 # the variants whose INT8 parity on every target has been recorded (``numerics/<variant>.json``):
 # an alias only moves to a variant whose builds were measured against its reference.
-_MEASURED = {"auc": CLIP_B16.base_name, "auc_gend_dinov2_s14": DINOV2_S14.base_name}
+_MEASURED = {"auc": CLIP_B16.base_name, comparison_column(DINOV2_S14.base_name): DINOV2_S14.base_name}
 RECOMMENDED = recommended_by_card(
     CLIP_CARD,
     {col: v for col, v in _MEASURED.items() if (FAMILY.folder / "numerics" / f"{v}.json").is_file()},

@@ -586,7 +586,7 @@ def _write(out_dir: Path, spec: ModelSpec, tensors: dict, card: dict) -> None:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     card["trained_tensors"] = {"count": len(tensors), "parameters": int(sum(v.numel() for v in tensors.values())),
                                "sha256": sha256_file(weights)}
-    with atomic_path(out_dir / f"{spec.weights.rsplit('.', 1)[0]}.card.json") as tmp:
+    with atomic_path(out_dir / spec.card_path.name) as tmp:
         tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
 
 
