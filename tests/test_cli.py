@@ -55,6 +55,10 @@ def test_predict_with_truth_says_what_it_got_right(samples, capsys):
     right, total = int(summary.split()[0]), int(summary.split()[2])
     assert total == 4 and 0 <= right <= 4  # the cat has no face: not counted
     assert out.count("right  ") + out.count("WRONG  ") == 4
+    verdict = next(line for line in out.splitlines() if line.startswith("Plainly:"))
+    fakes_wrong = sum(line.startswith("  WRONG") and "truly fake" in line for line in out.splitlines())
+    assert f"flagged {2 - fakes_wrong} of 2 fakes" in verdict
+    assert ("it missed" in verdict) == (fakes_wrong > 0)
 
 
 def test_card_prints_held_out_folds_beside_the_controls(tmp_path, capsys, monkeypatch):
