@@ -11,7 +11,7 @@ from .device import select_target
 from .gates import Gate
 from .models.factory import create_model
 from .runtimes.base import require_runtime, runtime_for
-from .zoo import ModelSpec, get_spec
+from .zoo import ModelSpec, get_spec, recorded_drift
 
 
 def load(name: str, target: str | None = None, calibration=None, progress: bool = True,
@@ -30,7 +30,7 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     spec = get_spec(name)
     if spec.precision == "fp32" and target in (None, "pytorch"):
         return Detector(spec, TorchBackend(create_model(spec)), "pytorch")
-    selection = select_target(spec.precision, target)
+    selection = select_target(spec.precision, target, drifting=recorded_drift(spec))  # measured drift passed over
     require_runtime(selection.target)  # before a long build that could not run anyway
     artifact = ensure_artifact(spec, selection.target, calibration=calibration, progress=progress, gate=gate)
     return _from_artifact(served(artifact, strict), spec)

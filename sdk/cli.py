@@ -23,7 +23,7 @@ from .paths import cache_dir
 from .quantization.config import config_for
 from .targets import TARGETS
 from .training.cards import attach_comparison, comparison_column
-from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable
+from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -381,8 +381,9 @@ def cmd_doctor(args) -> int:
         state = f"available ({cls.package} {cls.version()})" if cls.is_available() else f"missing: pip install 'deepfake-sdk[{target.extra}]'"
         print(f"  {name:<11} {state}")
     try:
-        sel = select_target("int8")
-        print(f"load('gend-int8') would use: {sel.target} ({sel.reason})")
+        spec = get_spec("gend-int8")
+        sel = select_target("int8", drifting=recorded_drift(spec))
+        print(f"load('gend-int8') = {spec.name} would use: {sel.target} ({sel.reason})")
     except DeepfakeSDKError as exc:
         print(f"load('gend-int8') cannot run here: {exc}")
     _print_cached_builds()
@@ -457,7 +458,23 @@ def format_card(spec: ModelSpec, card: dict) -> str:
     thr = card.get("threshold") or {}
     if thr:
         lines += ["", f"threshold {thr['value']:.3f}: {thr['chosen_at_fpr']:.0%} false positives on {thr['on']}"]
-    return "\n".join(lines)
+    return "\n".join(lines + ["", plain_card(held)])
+
+
+def plain_card(held: dict) -> str:
+    """The card's means in a sentence, beside the metadata-only control: whether the detector sees
+    more than file traits on faces from families and sources it never trained on."""
+    said = []
+    for kind, mean in (held.get("mean") or {}).items():
+        auc, control = mean.get("auc"), mean.get("auc_metadata_control")
+        if auc is None or control is None:
+            continue
+        verdict = "above" if auc > control else "NOT above"
+        said.append(f"on unseen {kind} folds it averages AUC {auc:.2f}, {verdict} the metadata-only control's {control:.2f}")
+    if not said:
+        return "Plainly: this card has no held-out means to judge by."
+    return textwrap.fill("Plainly: " + "; ".join(said) + ". 0.5 is chance; a detector worth trusting on new "
+                         "fakes is well above both.", width=100)
 
 
 def _format_early_card(spec: ModelSpec, card: dict) -> str:

@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 from dataclasses import dataclass
+from typing import Mapping
 
 from .errors import MissingDependencyError
 from .runtimes.base import runtime_class
@@ -113,9 +114,11 @@ class SpeedOrder:
 # Latencies: median ms per face crop, gend-int8 (DINOv2 ViT-S/14, 224 px), 2 cores, each target's
 # FP32/INT8 pair timed interleaved by benchmarks/targets.py (results in docs/targets.md).
 SPEED_ORDER: dict[str, SpeedOrder] = {
-    "amx": SpeedOrder(("openvino", "tflite", "executorch", "onnx", "coreml"), False,
-                      "assumed from INT8/FP32 time ratios reported on an AMX Xeon (issue 9): openvino 0.33, "
-                      "tflite 0.32, executorch 0.53, onnx 0.87; absolute latencies not measured"),
+    "amx": SpeedOrder(("tflite", "openvino", "executorch", "onnx", "coreml"), True,
+                      "measured on an Intel Xeon (AMX-INT8, 2 cores), INT8 ms per face, each target's FP32/INT8 "
+                      "pair interleaved: GenD-DINOv2 tflite 18.7, openvino 26.1, executorch 37.7, onnx 73.3; "
+                      "GenD-CLIP tflite 36.6, openvino 62.2, executorch 87.6, onnx 133.6 "
+                      "(benchmarks/results/amx, 2026-12-02)"),
     "avx512-vnni": SpeedOrder(("tflite", "executorch", "openvino", "onnx", "coreml"), True,
                               "measured on an AMD EPYC (AVX-512 VNNI, no AMX), the four default INT8 builds "
                               "timed interleaved in one loop, two runs, ms: tflite 19.9/18.0, executorch "
@@ -152,26 +155,38 @@ class Selection:
     reason: str
 
 
-def select_target(precision: str, requested: str | None = None, info: DeviceInfo | None = None) -> Selection:
-    """The target to use, and why (requested, or the first available in this device's order)."""
+def select_target(precision: str, requested: str | None = None, info: DeviceInfo | None = None,
+                  drifting: Mapping[str, str] | None = None) -> Selection:
+    """The target to use, and why (requested, or the first available in this device's order).
+
+    ``drifting`` names targets whose recorded numerics for this model miss the release gate
+    (``zoo.recorded_drift``): they are passed over for the next available one, and taken only
+    when every available target drifts (the reason then says so). A request by name is obeyed."""
     if requested:
         return Selection(get_target(requested).name, "requested with target=")
     if os.environ.get(TARGET_ENV):
         return Selection(get_target(os.environ[TARGET_ENV]).name, f"requested with ${TARGET_ENV}")
-    info = info or device_info()
+    info, drifting = info or device_info(), drifting or {}
+    available = [n for n in preference(info) if precision in TARGETS[n].precisions and runtime_class(n).is_available()]
+    if not available:
+        missing = [f"{n} (runtime not installed)" for n in preference(info) if precision in TARGETS[n].precisions]
+        raise MissingDependencyError(
+            f"no runtime for {precision} artifacts is installed ({'; '.join(missing)}). "
+            "Install one, e.g. pip install 'deepfake-sdk[onnx]'"
+        )
+    basis = "measured" if speed_order(info).measured else "assumed"
+    chosen = next((n for n in available if n not in drifting), available[0])
     skipped = []
     for name in preference(info):
-        target = TARGETS[name]
-        if precision not in target.precisions:
-            continue
-        if runtime_class(name).is_available():
-            basis = "measured" if speed_order(info).measured else "assumed"
-            why = f"fastest available on CPU class {info.cpu_class} ({basis} order)"
-            if skipped:
-                why += f"; skipped {', '.join(skipped)}"
-            return Selection(name, why)
-        skipped.append(f"{name} (runtime not installed)")
-    raise MissingDependencyError(
-        f"no runtime for {precision} artifacts is installed ({'; '.join(skipped)}). "
-        "Install one, e.g. pip install 'deepfake-sdk[onnx]'"
-    )
+        if name == chosen:
+            break
+        if precision in TARGETS[name].precisions:
+            skipped.append(f"{name} ({'recorded ' + drifting[name] if name in available else 'runtime not installed'})")
+    clean = " without recorded drift" if chosen not in drifting and any(n in drifting for n in available) else ""
+    why = f"fastest available{clean} on CPU class {info.cpu_class} ({basis} order)"
+    if chosen in drifting:
+        why += f"; every available target has recorded drift, this one {drifting[chosen]}"
+    if skipped:
+        why += f"; skipped {', '.join(skipped)}"
+    return Selection(chosen, why)
+

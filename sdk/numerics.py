@@ -72,7 +72,8 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
     rows = _merged(out / f"{model}.json", ref, rows)
     probs = [float(r["prob"]) for r in ref.samples]
     used["release_gate"] = {"folder": str(faces), "sources": sorted({r["source"] for r in ref.samples}),
-                            "faces": len(probs), "within_0.05_of_threshold": sum(abs(p - 0.5) <= 0.05 for p in probs)}
+                            "faces": len(probs), "threshold": ref.meta["threshold"],
+                            "within_0.05_of_threshold": sum(abs(p - ref.meta["threshold"]) <= 0.05 for p in probs)}
     record = {"model": model, "reference": ref.meta, "rows": rows, "policy": policy.to_dict(), "faces": used,
               "sdk": __version__, "machine": f"{platform.system()} {platform.machine()}",
               "command": f"deepfake-sdk numerics {model}-fp32 --data {data}",
@@ -111,7 +112,8 @@ def _faces_lines(used: dict) -> list[str]:
     if release:
         lines.append(f"- this table (release gate): {release.get('faces')} faces of {len(release.get('sources', []))} held-out "
                      f"sources ({', '.join(release.get('sources', []))}); {release.get('within_0.05_of_threshold')} "
-                     "reference scores lie within ±0.05 of the 0.5 threshold, the faces a small INT8 error can flip")
+                     f"reference scores lie within ±0.05 of the {release.get('threshold', 0.5):.3f} threshold, "
+                     "the faces a small INT8 error can flip")
     return lines
 
 

@@ -61,6 +61,10 @@ class Family:
     def numerics_path(self, model: str) -> Path:
         return self.folder / "numerics" / f"{model}.md"
 
+    def numerics_record(self, model: str) -> Path:
+        """The machine-readable twin of :meth:`numerics_path` (``deepfake-sdk numerics`` writes both)."""
+        return self.numerics_path(model).with_suffix(".json")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -157,6 +161,22 @@ def card_threshold(card: Path, default: float = 0.5) -> float:
     except (OSError, ValueError, KeyError, TypeError):
         return default
     return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else default
+
+
+def recorded_drift(spec: ModelSpec) -> dict[str, str]:
+    """Targets whose recorded numerics say this model, at this precision, drifts from its float
+    reference: ``{target: verdict}`` from ``numerics/<variant>.json`` (``deepfake-sdk numerics``).
+
+    ``load()`` passes these to target selection so a runtime measured to flip faces is not the one
+    a user gets by default (it can still be asked for by name). No record means nothing is known
+    to drift: selection then follows speed alone and the build gate still checks every build."""
+    path = get_family(spec.family).numerics_record(spec.base_name)
+    try:
+        rows = json.loads(path.read_text())["rows"]
+        return {r["target"]: r["status"] for r in rows
+                if r["precision"] == spec.precision and str(r["status"]).startswith("DRIFT")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -82,6 +82,17 @@ def test_card_prints_held_out_folds_beside_the_controls(tmp_path, capsys, monkey
     assert main(["card", "cardtest-fp32"]) == 0
     out = capsys.readouterr().out
     assert "family:gan" in out and "0.900" in out and "0.600" in out and "other-x" in out and "threshold 0.420" in out
+    assert "unseen family folds it averages AUC 0.90, above the metadata-only control's 0.60" in " ".join(out.split())
+
+
+def test_plain_card_says_when_the_detector_is_not_above_file_traits():
+    from deepfake_sdk.cli import plain_card
+
+    said = " ".join(plain_card({"mean": {"family": {"auc": 0.557, "auc_metadata_control": 0.690},
+                                         "source": {"auc": 0.675, "auc_metadata_control": 0.614}}}).split())
+    assert "family folds it averages AUC 0.56, NOT above the metadata-only control's 0.69" in said
+    assert "source folds it averages AUC 0.68, above the metadata-only control's 0.61" in said
+    assert "no held-out means" in plain_card({})
 
 
 def test_card_attach_writes_another_models_folds_beside_its_own(tmp_path, capsys, monkeypatch):

@@ -44,3 +44,51 @@ def test_fallback_and_no_runtime_installed(monkeypatch):
 def test_device_info_reads_this_machine():
     info = device.device_info()
     assert info.system and info.machine and info.cpus >= 1
+
+
+def _available_in_order(monkeypatch, info):
+    """Every int8 target available, in ``info``'s order (so the test runs alike on any CPU)."""
+    from deepfake_sdk.runtimes.base import runtime_class
+    from deepfake_sdk.targets import TARGETS
+
+    order = [t for t in preference(info) if "int8" in TARGETS[t].precisions]
+    for name in order:
+        monkeypatch.setattr(runtime_class(name), "is_available", classmethod(lambda cls: True))
+    return order
+
+
+@pytest.mark.parametrize("cpu_class_flags", [frozenset({"avx2"}), frozenset({"avx2", "avx512_vnni"}),
+                                             frozenset({"avx2", "avx512_vnni", "amx_tile", "amx_int8"})])
+def test_recorded_drift_is_passed_over_and_said(monkeypatch, cpu_class_flags):
+    monkeypatch.delenv("DEEPFAKE_SDK_TARGET", raising=False)
+    info = DeviceInfo("Linux", "x86_64", "GenuineIntel", 2, cpu_class_flags)
+    order = _available_in_order(monkeypatch, info)
+    drift = {order[0]: "DRIFT: flip_rate"}
+    sel = select_target("int8", info=info, drifting=drift)
+    assert sel.target == order[1]
+    assert f"skipped {order[0]} (recorded DRIFT: flip_rate)" in sel.reason and "without recorded drift" in sel.reason
+    assert select_target("int8", order[0], info=info, drifting=drift).target == order[0], "a request is obeyed"
+    everywhere = {name: "DRIFT: pearson" for name in order}
+    sel = select_target("int8", info=info, drifting=everywhere)
+    assert sel.target == order[0] and "every available target has recorded drift" in sel.reason
+    assert select_target("int8", info=info, drifting={}).target == order[0]
+
+
+def test_recorded_drift_reads_the_numerics_record(tmp_path, monkeypatch):
+    import json
+    from dataclasses import replace
+
+    from deepfake_sdk import zoo
+
+    spec = zoo.get_spec("gend-dinov2-s14-int8")
+    family = replace(zoo.get_family(spec.family), folder=tmp_path)
+    monkeypatch.setitem(zoo._FAMILIES, spec.family, family)
+    assert zoo.recorded_drift(spec) == {}, "no record: nothing known to drift"
+    (tmp_path / "numerics").mkdir()
+    rows = [{"target": "tflite", "precision": "int8", "status": "DRIFT: flip_rate"},
+            {"target": "tflite", "precision": "fp32", "status": "DRIFT: pearson"},
+            {"target": "onnx", "precision": "int8", "status": "pass"}]
+    family.numerics_record(spec.base_name).write_text(json.dumps({"rows": rows}))
+    assert zoo.recorded_drift(spec) == {"tflite": "DRIFT: flip_rate"}
+    family.numerics_record(spec.base_name).write_text("{not json")
+    assert zoo.recorded_drift(spec) == {}

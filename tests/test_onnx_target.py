@@ -63,7 +63,7 @@ def test_int8_export(activations, quant_ops, tiny_gend, crops, tmp_path):
 
     m = art.manifest
     assert m["calibration"]["size"] == 24 and len(m["calibration"]["sha256"]) == 64
-    assert m["preprocessing"]["size"] == 56 and m["threshold"] == 0.5
+    assert m["preprocessing"]["size"] == 56 and m["threshold"] == SPEC.threshold
     assert {"torch", "onnx", "onnxruntime"} <= set(m["tools"])
 
 

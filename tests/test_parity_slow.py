@@ -7,33 +7,68 @@ of them from a calibration source; the packaged set when that folder is absent):
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from deepfake_sdk import device
+from deepfake_sdk.build import ensure_artifact
 from deepfake_sdk.gates import Gate
 from deepfake_sdk.parity import verify
+from deepfake_sdk.runtimes.base import runtime_class
+from deepfake_sdk.targets import TARGETS
+from deepfake_sdk.zoo import get_family, get_spec, recorded_drift
 
 pytestmark = pytest.mark.slow
 
-# Known gap, measured 2026-11-23 and again 2026-12-01 on held-out sources (AMD EPYC, AVX-512
-# VNNI): LiteRT's per-token INT8 flips 3 of 284 faces (1.06%; 28 reference scores lie within
-# ±0.05 of the threshold), one face over the release gate's 1%, with Pearson 0.999. ExecuTorch
-# had the same gap and now keeps its 8 most sensitive Linears float (targets.py: 2/284); for
-# LiteRT float layers do not help (its converter re-quantizes them: docs/targets.md). Here the
-# limit TFLite is held to is explicit, so a further regression still fails. Issue 9's note.
-KNOWN_FLIP_LIMIT = {"tflite": 0.015}
+# A target whose recorded numerics (sdk/models/<family>/numerics/<variant>.json, refreshed by
+# `deepfake-sdk numerics`) say it misses the release gate for this model is a known gap, not a
+# pass: load() passes it over (zoo.recorded_drift -> device.select_target), and here it is held
+# to what was recorded, with one face and 0.002 of slack, so a further regression still fails.
+# Measured 2026-12-02 (Intel Xeon, AMX): LiteRT on GenD-CLIP-B/16 Pearson 0.9933, 1.06% flips,
+# AUC drop 0.0064 on these faces; its build gate also fails (Pearson 0.974 on the packaged
+# crops, float layers change nothing: LiteRT re-quantizes them, docs/targets.md).
+SLACK_PEARSON, SLACK_AUC = 0.002, 0.002
+
+
+def pinned_to_record(spec, target: str, faces: int) -> Gate:
+    """The release gate, or for a target with recorded drift the limits it was recorded at."""
+    row = next((r for r in json.loads(get_family(spec.family).numerics_record(spec.base_name).read_text())["rows"]
+                if r["target"] == target and r["precision"] == spec.precision), None)
+    if target not in recorded_drift(spec) or row is None:
+        return Gate.release()
+    return Gate.release().overridden(min_pearson=row["pearson"] - SLACK_PEARSON,
+                                     max_flip_rate=row["flip_rate"] + 1 / faces,
+                                     max_auc_drop=max(row["auc_drop"], 0.0) + SLACK_AUC)
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino", "executorch", "tflite"])
 def test_gend_int8_passes_the_default_gate(target, reference):
-    from deepfake_sdk.build import ensure_artifact
-    from deepfake_sdk.zoo import get_spec
-
-    artifact = ensure_artifact(get_spec("gend-int8"), target, progress=False)  # the default build users get
+    spec = get_spec("gend-int8")
+    artifact = ensure_artifact(spec, target, progress=False)  # the build users get on that target
     calibrated_on = set(artifact.manifest["calibration"]["smoothquant_maxima"]["sources"])
     assert not calibrated_on & {s["source"] for s in reference.samples}, "gate faces from calibration sources"
-    near = sum(abs(float(s["prob"]) - 0.5) <= 0.05 for s in reference.samples)
-    result = verify(artifact, reference, policy=Gate.release().overridden(max_flip_rate=KNOWN_FLIP_LIMIT.get(target, 0.01)))
+    near = sum(abs(float(s["prob"]) - spec.threshold) <= 0.05 for s in reference.samples)
+    policy = pinned_to_record(spec, target, len(reference.samples))
+    result = verify(artifact, reference, policy=policy)
     m = result.metrics
-    print(f"{target}: pearson {m.pearson:.4f} flips {m.flip_rate:.3%} auc_drop {m.auc_drop} size "
-          f"{artifact.size_bytes() / 1e6:.1f} MB; {near}/{len(reference.samples)} reference scores within 0.05 of 0.5")
+    print(f"{spec.name} on {target}: pearson {m.pearson:.4f} flips {m.flip_rate:.3%} auc_drop {m.auc_drop} size "
+          f"{artifact.size_bytes() / 1e6:.1f} MB; {near}/{len(reference.samples)} reference scores within 0.05 of "
+          f"{spec.threshold:.3f}" + ("; known drift, held to its record" if policy != Gate.release() else ""))
     assert result.passed, [(c.metric, c.value, c.limit) for c in result.failures]
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino", "executorch", "tflite"])
+def test_a_target_with_recorded_drift_is_not_the_default(target, monkeypatch):
+    """Whatever CPU runs this: were ``target`` the fastest here, load() would still pass it over
+    when its record says it drifts for the default model, and say why."""
+    monkeypatch.delenv("DEEPFAKE_SDK_TARGET", raising=False)
+    spec = get_spec("gend-int8")
+    drift = recorded_drift(spec)
+    monkeypatch.setattr(device, "preference", lambda info: [target] + [t for t in TARGETS if t != target])
+    for name in TARGETS:
+        monkeypatch.setattr(runtime_class(name), "is_available", classmethod(lambda cls: True))
+    sel = device.select_target(spec.precision, drifting=drift)
+    assert (sel.target != target) == (target in drift), sel.reason
+    if target in drift:
+        assert f"skipped {target} (recorded DRIFT" in sel.reason

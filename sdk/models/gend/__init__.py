@@ -51,7 +51,7 @@ register_pair(CLIP_B16, "GenD on CLIP ViT-B/16, INT8 weights + run-time INT8 act
 _MEASURED = {"auc": CLIP_B16.base_name, comparison_column(DINOV2_S14.base_name): DINOV2_S14.base_name}
 RECOMMENDED = recommended_by_card(
     CLIP_CARD,
-    {col: v for col, v in _MEASURED.items() if (FAMILY.folder / "numerics" / f"{v}.json").is_file()},
+    {col: v for col, v in _MEASURED.items() if FAMILY.numerics_record(v).is_file()},
     fallback=DINOV2_S14.base_name)
 register_alias("gend-fp32", f"{RECOMMENDED}-fp32")
 register_alias("gend-int8", f"{RECOMMENDED}-int8")
