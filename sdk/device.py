@@ -167,21 +167,18 @@ def select_target(precision: str, requested: str | None = None, info: DeviceInfo
     if os.environ.get(TARGET_ENV):
         return Selection(get_target(os.environ[TARGET_ENV]).name, f"requested with ${TARGET_ENV}")
     info, drifting = info or device_info(), drifting or {}
-    available = [n for n in preference(info) if precision in TARGETS[n].precisions and runtime_class(n).is_available()]
+    order = [n for n in preference(info) if precision in TARGETS[n].precisions]
+    available = [n for n in order if runtime_class(n).is_available()]
     if not available:
-        missing = [f"{n} (runtime not installed)" for n in preference(info) if precision in TARGETS[n].precisions]
         raise MissingDependencyError(
-            f"no runtime for {precision} artifacts is installed ({'; '.join(missing)}). "
+            f"no runtime for {precision} artifacts is installed "
+            f"({'; '.join(f'{n} (runtime not installed)' for n in order)}). "
             "Install one, e.g. pip install 'deepfake-sdk[onnx]'"
         )
     basis = "measured" if speed_order(info).measured else "assumed"
     chosen = next((n for n in available if n not in drifting), available[0])
-    skipped = []
-    for name in preference(info):
-        if name == chosen:
-            break
-        if precision in TARGETS[name].precisions:
-            skipped.append(f"{name} ({'recorded ' + drifting[name] if name in available else 'runtime not installed'})")
+    skipped = [f"{n} ({'recorded ' + drifting[n] if n in available else 'runtime not installed'})"
+               for n in order[: order.index(chosen)]]
     clean = " without recorded drift" if chosen not in drifting and any(n in drifting for n in available) else ""
     why = f"fastest available{clean} on CPU class {info.cpu_class} ({basis} order)"
     if chosen in drifting:
@@ -189,4 +186,3 @@ def select_target(precision: str, requested: str | None = None, info: DeviceInfo
     if skipped:
         why += f"; skipped {', '.join(skipped)}"
     return Selection(chosen, why)
-

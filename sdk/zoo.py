@@ -163,20 +163,25 @@ def card_threshold(card: Path, default: float = 0.5) -> float:
     return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else default
 
 
+def recorded_numerics(spec: ModelSpec) -> dict[str, dict]:
+    """This model's recorded parity rows at its precision, by target (``numerics/<variant>.json``,
+    written by ``deepfake-sdk numerics``); empty when nothing is recorded or the record is unreadable."""
+    path = get_family(spec.family).numerics_record(spec.base_name)
+    try:
+        return {r["target"]: r for r in json.loads(path.read_text())["rows"] if r["precision"] == spec.precision}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def recorded_drift(spec: ModelSpec) -> dict[str, str]:
     """Targets whose recorded numerics say this model, at this precision, drifts from its float
-    reference: ``{target: verdict}`` from ``numerics/<variant>.json`` (``deepfake-sdk numerics``).
+    reference: ``{target: verdict}``.
 
     ``load()`` passes these to target selection so a runtime measured to flip faces is not the one
     a user gets by default (it can still be asked for by name). No record means nothing is known
     to drift: selection then follows speed alone and the build gate still checks every build."""
-    path = get_family(spec.family).numerics_record(spec.base_name)
-    try:
-        rows = json.loads(path.read_text())["rows"]
-        return {r["target"]: r["status"] for r in rows
-                if r["precision"] == spec.precision and str(r["status"]).startswith("DRIFT")}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    return {target: str(row.get("status")) for target, row in recorded_numerics(spec).items()
+            if str(row.get("status")).startswith("DRIFT")}
 
 
 def list_models(pattern: str = "*") -> list[str]:

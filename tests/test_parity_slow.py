@@ -7,8 +7,6 @@ of them from a calibration source; the packaged set when that folder is absent):
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from deepfake_sdk import device
@@ -17,7 +15,7 @@ from deepfake_sdk.gates import Gate
 from deepfake_sdk.parity import verify
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.targets import TARGETS
-from deepfake_sdk.zoo import get_family, get_spec, recorded_drift
+from deepfake_sdk.zoo import get_spec, recorded_drift, recorded_numerics
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +31,7 @@ SLACK_PEARSON, SLACK_AUC = 0.002, 0.002
 
 def pinned_to_record(spec, target: str, faces: int) -> Gate:
     """The release gate, or for a target with recorded drift the limits it was recorded at."""
-    row = next((r for r in json.loads(get_family(spec.family).numerics_record(spec.base_name).read_text())["rows"]
-                if r["target"] == target and r["precision"] == spec.precision), None)
+    row = recorded_numerics(spec).get(target)
     if target not in recorded_drift(spec) or row is None:
         return Gate.release()
     return Gate.release().overridden(min_pearson=row["pearson"] - SLACK_PEARSON,
