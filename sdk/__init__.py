@@ -17,13 +17,15 @@ from .errors import (  # noqa: E402
     MissingDependencyError,
     UnknownModelError,
 )
-from .zoo import ModelSpec, Preprocessing, get_spec, list_families, list_models, register_model  # noqa: E402
+from .zoo import (  # noqa: E402
+    ModelSpec, Preprocessing, get_family, get_spec, list_families, list_models, load_callable, register_model, student_spec,
+)
 from . import models  # noqa: E402,F401  (each family registers its zoo entries; no torch import)
 
 __all__ = [
     "__version__", "load", "export", "create_model", "list_models", "list_families", "get_spec", "register_model",
     "ModelSpec", "Preprocessing", "DeepfakeSDKError", "InvalidImageError", "UnknownModelError",
-    "MissingDependencyError", "ArtifactError", "verify", "build_reference",
+    "MissingDependencyError", "ArtifactError", "verify", "build_reference", "distill",
 ]
 
 
@@ -31,6 +33,14 @@ def load(name: str, target: str | None = None, **kwargs):
     from .api import load as _load
 
     return _load(name, target=target, **kwargs)
+
+
+def distill(teacher: str, student: str, data_dir, out_dir=None, **config) -> dict:
+    """Distil ``teacher`` (a zoo name) into ``student`` (a zoo name or a backbone a distilling
+    family registered, ``efficientnet-lite0``); returns the student's model card. ``config``: the
+    family's distillation config fields (``epochs``, ``folds``, ``device``, ...)."""
+    spec = student_spec(student)
+    return load_callable(get_family(spec.family).distiller)(teacher, spec.name, data_dir, out_dir, **config)
 
 
 def export(model, target: str, precision: str = "int8", **kwargs):

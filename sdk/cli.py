@@ -23,7 +23,7 @@ from .paths import cache_dir
 from .quantization.config import config_for
 from .targets import TARGETS
 from .training.cards import attach_comparison, comparison_column
-from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift
+from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -87,6 +87,18 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--compare", action="append", metavar="CARD",
                     help="another model's card (same data): its fold AUCs go beside this one's")
     tr.set_defaults(func=cmd_train)
+
+    di = sub.add_parser("distill", help="distil a teacher into a phone-size student (every weight trained) + model card")
+    di.add_argument("--teacher", default="gend-fp32", help="full-precision zoo name of the teacher (default gend-fp32)")
+    di.add_argument("--student", default="efficientnet-lite0",
+                    help="student zoo name, or the backbone a student is registered on (efficientnet-lite0, dinov2-vits14-offline)")
+    di.add_argument("--data", required=True, help="folder with manifest.csv (+ manifest_extra.csv, manifest_generated.csv)")
+    di.add_argument("--epochs", type=int, default=2)
+    di.add_argument("--seed", type=int, default=0)
+    di.add_argument("--out", default=None, help="where to write tensors + card (default: the family's weights/)")
+    di.add_argument("--device", default="auto", help="torch device (default: cuda when present, else cpu)")
+    di.add_argument("--no-eval", action="store_true", help="skip the held-out family folds")
+    di.set_defaults(func=cmd_distill)
 
     bm = sub.add_parser("benchmark", help="export every target; print size, parity and latency per format")
     bm.add_argument("--data", required=True, help="folder with manifest.csv (scored crops and calibration)")
@@ -274,6 +286,13 @@ def cmd_train(args) -> int:
     args.model = spec.name
     if args.budget_blocks is None and args.device in ("auto", "cpu") and not torch.cuda.is_available():
         args.budget_blocks = 2  # the CPU default: the full recipe takes hours on 2 cores
+    card = load_callable(get_family(spec.family).trainer)(args)
+    print(json.dumps((card.get("held_out") or {}).get("mean"), indent=2))
+    return EXIT_OK
+
+
+def cmd_distill(args) -> int:
+    spec = student_spec(args.student)
     card = load_callable(get_family(spec.family).trainer)(args)
     print(json.dumps((card.get("held_out") or {}).get("mean"), indent=2))
     return EXIT_OK

@@ -53,6 +53,9 @@ class Family:
     folder: Path
     trainer: str | None = None
     description: str = ""
+    # ``"module:function"`` ``(teacher, student, data_dir, out_dir=None, **config) -> card`` for a
+    # family whose models are students of another model (``deepfake-sdk distill``); None otherwise.
+    distiller: str | None = None
 
     @property
     def weights_dir(self) -> Path:
@@ -182,6 +185,20 @@ def recorded_drift(spec: ModelSpec) -> dict[str, str]:
     to drift: selection then follows speed alone and the build gate still checks every build."""
     return {target: str(row.get("status")) for target, row in recorded_numerics(spec).items()
             if str(row.get("status")).startswith("DRIFT")}
+
+
+def student_spec(name: str) -> ModelSpec:
+    """The full-precision student behind ``name``: a zoo name, or a backbone name
+    (``efficientnet-lite0``) that a distilling family registered a student on."""
+    if resolve(name) in _REGISTRY:
+        spec = get_spec(name)
+        return get_spec(f"{spec.base_name}-fp32")
+    students = [s for s in _REGISTRY.values()
+                if s.precision == "fp32" and get_family(s.family).distiller and name in (s.backbone, s.base_name)]
+    if not students:
+        known = sorted({s.backbone for s in _REGISTRY.values() if get_family(s.family).distiller})
+        raise UnknownModelError(f"no student {name!r}; students are registered on: {', '.join(known)}")
+    return students[0]
 
 
 def list_models(pattern: str = "*") -> list[str]:

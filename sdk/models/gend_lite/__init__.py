@@ -1,0 +1,46 @@
+"""The GenD-Lite family: phone-size students distilled from a GenD teacher (every weight trained).
+
+Registers the students (no torch import): ``gend-lite-efficientnet-lite0-*`` (the phone model;
+``gend-lite-fp32`` / ``gend-lite-int8``) and ``gend-lite-dinov2-s14-*`` (a mid-size ViT student).
+The model is in ``model.py``, the distillation recipe in ``distill.py``, the distilled tensors
+and their card in ``weights/``, recorded numerics in ``numerics/``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...zoo import Family, ModelSpec, card_threshold, register_alias, register_family, register_pair
+from ..backbones import EFFICIENTNET_LITE0, OFFLINE_DINOV2
+
+FAMILY = register_family(Family(
+    name="gend-lite",
+    builder="deepfake_sdk.models.gend_lite.model:build",
+    trainer="deepfake_sdk.models.gend_lite.distill:run",
+    distiller="deepfake_sdk.models.gend_lite.distill:distill",
+    folder=Path(__file__).resolve().parent,
+    description="GenD-Lite: a CNN or small ViT student distilled from a GenD teacher, L2 + linear head",
+))
+
+_LITE0_CARD = FAMILY.weights_dir / "gend_lite_efficientnet_lite0.card.json"
+EFFICIENTNET_STUDENT = ModelSpec(
+    name="gend-lite-efficientnet-lite0-fp32",
+    family="gend-lite",
+    backbone=EFFICIENTNET_LITE0,
+    weights="gend_lite_efficientnet_lite0.safetensors",
+    precision="fp32",
+    threshold=card_threshold(_LITE0_CARD),  # 5% false positives on the card's held-out real faces
+    description="GenD-Lite: EfficientNet-Lite0 distilled from GenD CLIP ViT-B/16, PyTorch FP32 reference",
+)
+register_pair(EFFICIENTNET_STUDENT, "GenD-Lite EfficientNet-Lite0, INT8 convolutions (static activations), float head")
+register_alias("gend-lite-fp32", EFFICIENTNET_STUDENT.name)
+register_alias("gend-lite-int8", f"{EFFICIENTNET_STUDENT.base_name}-int8")
+
+DINOV2_STUDENT = ModelSpec(
+    name="gend-lite-dinov2-s14-fp32",
+    family="gend-lite",
+    backbone=OFFLINE_DINOV2,
+    weights="gend_lite_dinov2_s14.safetensors",  # not shipped (88 MB): `deepfake-sdk distill --student dinov2-s14`
+    precision="fp32",
+    description="GenD-Lite: DINOv2 ViT-S/14 fully fine-tuned by distillation from GenD CLIP ViT-B/16",
+)
+register_pair(DINOV2_STUDENT, "GenD-Lite DINOv2 ViT-S/14, INT8 weights + run-time INT8 activations, float head")

@@ -1,0 +1,403 @@
+"""Distillation: a GenD teacher's judgement into a student whose every weight trains.
+
+``deepfake-sdk distill --teacher gend-fp32 --student efficientnet-lite0 --data ../shared/data``
+(or ``deepfake_sdk.distill(...)``). The student sees the teacher's training universe: every
+manifest's crops, a degraded copy of half of them and one self-blend per real face, all
+labelled by the teacher (which labels any face; the self-blends and copies cost nothing). The
+loss is
+
+* ``T^2 * KL(teacher || student)`` on temperature-``T`` probabilities (the teacher's soft
+  judgement, including how unsure it is);
+* ``1 - cos(projector(student feature), teacher unit feature)``: the student's feature,
+  mapped by a training-only linear projector, points where the teacher's does (logits alone
+  carry one number per face; the 768-d feature carries why);
+* cross-entropy on the labels, generated fakes up-weighted as GenD's recipe does.
+
+The teacher runs once per item: its logits and unit features are cached on disk, keyed by the
+item's pixels (crop and augmentation), so folds, reruns and later epochs reuse them and a CPU
+trains the student alone. Held-out family folds train a student on the fold's training items
+and score the held-out family; the card puts the student beside the teacher on those folds.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ... import jsonio
+from ...artifact import atomic_path, sha256_file
+from ...device import device_info
+from ...metrics import roc_auc
+from ...paths import cache_dir
+from ...preprocess import to_batch
+from ...training.baselines import LogisticProbe, metadata_features
+from ...training.folds import Fold, make_folds
+from ...zoo import ModelSpec, get_spec, student_spec
+from ..backbones import backbone_provenance
+from ..contract import DetectorModel
+from ..factory import create_model
+from ..flops import model_macs
+from ..gend.train import Items, autocast, capped, items_for, load_crops, resolve_device, threshold_at_fpr, weighted_for
+
+THRESHOLD_FPR = 0.05
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    epochs: int = 2
+    fold_epochs: int = 1  # each held-out fold's student (the card's columns)
+    folds: str = "family"  # "family": leave each family out; "none": the final student only
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    temperature: float = 2.0
+    w_kl: float = 1.0
+    w_feature: float = 1.0
+    w_ce: float = 0.5
+    sbi_per_real: int = 1
+    degrade: float = 0.5  # share of crops and self-blends that train as a degraded copy
+    generated_weight: float = 2.0
+    per_source_cap: int | None = 400
+    fold_per_source_cap: int | None = 150  # fold students see fewer faces per source: five of them on a CPU
+    teacher_batch: int = 32
+    device: str = "auto"
+    seed: int = 0
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- teacher labels
+
+
+def _item_keys(images: np.ndarray) -> np.ndarray:
+    """A 16-byte digest of each item's pixels: the cache key of 'this crop, this augmentation'."""
+    return np.stack([np.frombuffer(hashlib.sha256(np.ascontiguousarray(im).tobytes()).digest()[:16], np.uint8)
+                     for im in images])
+
+
+class TeacherLabels:
+    """The teacher's logits and unit features for items, computed once and kept on disk.
+
+    One file per teacher (its name and trained-weights checksum), rows keyed by pixel digest;
+    missing rows are computed on demand (bf16 autocast where fast) and saved every
+    ``save_every`` items, so an interrupted run resumes where it stopped."""
+
+    def __init__(self, teacher: DetectorModel, spec: ModelSpec, device: torch.device, batch: int = 32,
+                 save_every: int = 1024):
+        self.teacher, self.spec, self.device, self.batch, self.save_every = teacher, spec, device, batch, save_every
+        weights = sha256_file(spec.weights_path)[:12] if spec.weights_path and spec.weights_path.is_file() else "none"
+        self.path = cache_dir() / "teacher" / f"{spec.base_name}-{weights}.safetensors"
+        self.rows: dict[bytes, int] = {}
+        self.logits = torch.zeros(0, 2)
+        self.features = torch.zeros(0, 0, dtype=torch.float16)
+        self.seconds = 0.0
+        if self.path.is_file():
+            stored = load_file(str(self.path))
+            self.logits, self.features = stored["logits"], stored["features"]
+            self.rows = {bytes(k): i for i, k in enumerate(stored["keys"].numpy())}
+
+    def __call__(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (N, 2) float32, unit features (N, D) float32) of these items."""
+        keys = [bytes(k) for k in _item_keys(images)]
+        todo = [i for i, k in enumerate(keys) if k not in self.rows]
+        if todo:
+            self._compute(images, keys, todo)
+        rows = torch.as_tensor([self.rows[k] for k in keys], dtype=torch.long)
+        return self.logits[rows].float(), self.features[rows].float()
+
+    @torch.no_grad()
+    def _compute(self, images: np.ndarray, keys: list[bytes], todo: list[int]) -> None:
+        t0, done = time.time(), 0
+        self.teacher.to(self.device).eval()
+        for start in range(0, len(todo), self.batch):
+            chunk = todo[start : start + self.batch]
+            pixels = torch.from_numpy(to_batch(images[chunk], self.spec.preprocessing)).to(self.device)
+            with autocast(self.device):
+                logits, feats = self.teacher.logits_and_features(pixels)
+            self._append([keys[i] for i in chunk], logits.float().cpu(), feats.float().cpu().half())
+            done += len(chunk)
+            if done % self.save_every < self.batch or done == len(todo):
+                self._save()
+                print(f"[teacher] {done}/{len(todo)} items labelled, {time.time() - t0:.0f} s", flush=True)
+        self.seconds += time.time() - t0
+
+    def _append(self, keys: list[bytes], logits: torch.Tensor, feats: torch.Tensor) -> None:
+        base = len(self.logits)
+        self.logits = torch.cat([self.logits, logits])
+        self.features = feats if not len(self.features) else torch.cat([self.features, feats])
+        self.rows.update({k: base + i for i, k in enumerate(keys)})
+
+    def _save(self) -> None:
+        keys = np.zeros((len(self.rows), 16), np.uint8)
+        for k, i in self.rows.items():
+            keys[i] = np.frombuffer(k, np.uint8)
+        with atomic_path(self.path) as tmp:
+            save_file({"keys": torch.from_numpy(keys), "logits": self.logits.contiguous(),
+                       "features": self.features.contiguous()}, str(tmp))
+
+
+# ------------------------------------------------------------------------------- the losses
+
+
+def distill_loss(student_logits: torch.Tensor, projected: torch.Tensor, teacher_logits: torch.Tensor,
+                 teacher_features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                 cfg: DistillConfig) -> tuple[torch.Tensor, dict]:
+    """KL to the teacher's tempered probabilities + feature cosine + weighted label CE."""
+    t = cfg.temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
+                  log_target=True, reduction="batchmean") * t * t
+    cos = 1.0 - F.cosine_similarity(projected, teacher_features, dim=-1).mean()
+    ce = (F.cross_entropy(student_logits, labels, reduction="none") * weights).mean()
+    loss = cfg.w_kl * kl + cfg.w_feature * cos + cfg.w_ce * ce
+    return loss, {"loss": round(loss.item(), 4), "kl": round(kl.item(), 4), "cos": round(cos.item(), 4),
+                  "ce": round(ce.item(), 4)}
+
+
+# ---------------------------------------------------------------------------------- training
+
+
+def fresh_student(spec: ModelSpec) -> DetectorModel:
+    """The student's pretrained backbone (ImageNet / DINOv2) and an untrained head."""
+    return create_model(replace(spec, weights=None))
+
+
+def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: TeacherLabels, cfg: DistillConfig,
+                  epochs: int) -> tuple[DetectorModel, dict]:
+    """A fresh student trained on items ``idx`` against the teacher's cached outputs."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    t_logits, t_feats = labels(items.images[idx])
+    items = weighted_for(items, idx)
+    student = fresh_student(spec).to(device).train()
+    projector = nn.Linear(student.head.linear.in_features, t_feats.shape[1]).to(device)
+    params = [*student.parameters(), *projector.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = max(1, epochs * math.ceil(len(idx) / cfg.batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.min_lr)
+    row_of = {int(item): k for k, item in enumerate(idx)}
+    start, steps = time.time(), []
+    for epoch in range(epochs):
+        order = idx[rng.permutation(len(idx))]
+        for i in range(0, len(order), cfg.batch_size):
+            b = order[i : i + cfg.batch_size]
+            rows = torch.as_tensor([row_of[int(j)] for j in b])
+            x = items.images[b].copy()
+            flip = rng.random(len(b)) < 0.5
+            x[flip] = x[flip, :, ::-1]
+            pixels = torch.from_numpy(to_batch(x, spec.preprocessing)).to(device)
+            with autocast(device):
+                feats = student.backbone(pixels)
+            feats = feats.float()
+            loss, entry = distill_loss(student.head(feats), projector(feats), t_logits[rows].to(device),
+                                       t_feats[rows].to(device), torch.from_numpy(items.labels[b]).to(device),
+                                       torch.from_numpy(items.weights[b]).float().to(device), cfg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            steps.append({"epoch": epoch, "step": len(steps) + 1, **entry, "elapsed_s": round(time.time() - start, 1)})
+            if len(steps) % 20 == 0 or len(steps) == total:
+                print(steps[-1], flush=True)
+    return student.eval().cpu(), {"seconds": round(time.time() - start, 1), "device": str(device),
+                                  "steps": len(steps), "items": int(len(idx)), "last": steps[-1] if steps else None}
+
+
+@torch.no_grad()
+def student_scores(student: DetectorModel, images: np.ndarray, spec: ModelSpec, batch: int = 64) -> np.ndarray:
+    out = [torch.softmax(student(torch.from_numpy(to_batch(images[i : i + batch], spec.preprocessing))), -1)[:, 1]
+           for i in range(0, len(images), batch)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def agreement(student: np.ndarray, teacher: np.ndarray, s_threshold: float, t_threshold: float) -> dict:
+    """Pearson of the fake probabilities and the share of faces whose decision differs."""
+    pearson = float(np.corrcoef(student, teacher)[0, 1]) if len(student) > 1 else float("nan")
+    flips = float(np.mean((student >= s_threshold) != (teacher >= t_threshold))) if len(student) else float("nan")
+    return {"pearson": round(pearson, 4), "decision_flips": round(flips, 4), "faces": int(len(student))}
+
+
+# -------------------------------------------------------------------------------- the recipe
+
+
+@dataclass
+class Distillation:
+    """What the folds and the final student share: data, items, teacher labels, metadata."""
+
+    data_dir: Path
+    teacher_spec: ModelSpec
+    student_spec: ModelSpec
+    cfg: DistillConfig
+    crops: object
+    items: Items
+    labels: TeacherLabels
+    metadata: np.ndarray
+
+    @classmethod
+    def prepare(cls, data_dir: Path, teacher: str, student: str, cfg: DistillConfig) -> "Distillation":
+        t_spec, s_spec = get_spec(teacher), get_spec(student)
+        if t_spec.preprocessing.size != s_spec.preprocessing.size or t_spec.preprocessing.margin != s_spec.preprocessing.margin:
+            raise ValueError("teacher and student must see the same aligned crop (size and margin)")
+        torch.set_num_threads(cfg.threads)
+        crops = load_crops(Path(data_dir), t_spec.preprocessing)
+        items = items_for(crops, np.arange(len(crops.samples)), cfg, np.random.default_rng(cfg.seed))
+        teacher_model = create_model(t_spec)
+        labels = TeacherLabels(teacher_model, t_spec, resolve_device(cfg.device), cfg.teacher_batch)
+        return cls(Path(data_dir), t_spec, s_spec, cfg, crops, items, labels, metadata_features(crops.samples, data_dir))
+
+    def train_items(self, sample_idx: np.ndarray, cap: int | None) -> np.ndarray:
+        chosen = capped(self.crops.samples, sample_idx, cap)
+        train = self.items.training()
+        return train[np.isin(self.items.origin[train], chosen)]
+
+    def crop_items(self, sample_idx: np.ndarray) -> np.ndarray:
+        first = {int(o): k for k, o in enumerate(self.items.origin[: len(self.crops.samples)])}
+        return np.array([first[int(i)] for i in sample_idx], dtype=int)
+
+    def teacher_scores(self, sample_idx: np.ndarray) -> np.ndarray:
+        logits, _ = self.labels(self.items.images[self.crop_items(sample_idx)])
+        return torch.softmax(logits, -1)[:, 1].numpy()
+
+    def evaluate_fold(self, fold: Fold, teacher_card: dict) -> dict:
+        y = self.crops.labels()
+        student, log = train_student(self.student_spec, self.items, self.train_items(fold.train, self.cfg.fold_per_source_cap), self.labels,
+                                     self.cfg, self.cfg.fold_epochs)
+        ours = student_scores(student, self.crops.images[fold.test], self.student_spec)
+        teacher = self.teacher_scores(fold.test)
+        meta = LogisticProbe().fit(self.metadata[fold.train], y[fold.train]).predict(self.metadata[fold.test])
+        fold_teacher = next((r.get("auc") for r in teacher_card.get("held_out", {}).get("folds", [])
+                             if r.get("name") == fold.name), None)
+        return {**fold.describe(self.crops.samples), "auc": roc_auc(y[fold.test], ours),
+                "auc_teacher_fold": fold_teacher, "auc_teacher_final": roc_auc(y[fold.test], teacher),
+                "auc_metadata_control": roc_auc(y[fold.test], meta),
+                "agreement_with_teacher": agreement(ours, teacher, 0.5, self.teacher_spec.threshold),
+                "train": log}
+
+
+def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = None,
+            cfg: DistillConfig | None = None, command: str = "", **config) -> dict:
+    """Distil ``teacher`` (a zoo name) into ``student`` (a zoo name or the backbone it is registered
+    on, ``efficientnet-lite0``): the final student first (written with its card at once), then each
+    held-out fold, the card rewritten after each. ``config``: :class:`DistillConfig` fields."""
+    started = time.time()
+    cfg = replace(cfg or DistillConfig(), **config)
+    run = Distillation.prepare(Path(data_dir), teacher, student_spec(student).name, cfg)
+    spec = run.student_spec
+    out_dir = Path(out_dir) if out_dir else spec.weights_path.parent
+    folds, final = make_folds(run.crops.samples)
+    print(f"[final] {spec.name} on {len(final.train)} crops (real pool of {len(final.test)} held out)", flush=True)
+    model, log = train_student(spec, run.items, run.train_items(final.train, cfg.per_source_cap), run.labels, cfg, cfg.epochs)
+    pool = student_scores(model, run.crops.images[final.test], spec)
+    threshold = threshold_at_fpr(pool, THRESHOLD_FPR)
+    teacher_pool = run.teacher_scores(final.test)
+    card = _card(run, final, log, threshold, agreement(pool, teacher_pool, threshold, run.teacher_spec.threshold),
+                 model, command)
+    _write(out_dir, spec, model, card)
+    teacher_card = _read_card(run.teacher_spec)
+    for fold in folds if cfg.folds == "family" else []:
+        if fold.kind != "family":
+            continue
+        print(f"[fold] {fold.name}: train {len(fold.train)}, test {len(fold.test)}", flush=True)
+        card["held_out"]["folds"].append(run.evaluate_fold(fold, teacher_card))
+        card["held_out"]["mean"] = _means(card["held_out"]["folds"])
+        card["trained_on"]["total_seconds"] = round(time.time() - started, 1)
+        print(f"[fold] {card['held_out']['folds'][-1]}", flush=True)
+        _write_card(out_dir, spec, card)
+    card["trained_on"]["total_seconds"] = round(time.time() - started, 1)
+    card["trained_on"]["teacher_label_seconds"] = round(run.labels.seconds, 1)
+    _write_card(out_dir, spec, card)
+    return card
+
+
+def _means(folds: list[dict]) -> dict:
+    keys = ("auc", "auc_teacher_fold", "auc_teacher_final", "auc_metadata_control")
+    rows = [r for r in folds if not any(r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k])) for k in keys)]
+    return {"family": {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}} if rows else {}
+
+
+def _read_card(spec: ModelSpec) -> dict:
+    try:
+        return json.loads(spec.card_path.read_text())
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agreement: dict, model: DetectorModel,
+          command: str) -> dict:
+    spec, t_spec, cfg = run.student_spec, run.teacher_spec, run.cfg
+    params = int(sum(p.numel() for p in model.parameters()))
+    return {
+        "model": spec.base_name,
+        "version": spec.version,
+        "architecture": f"GenD-Lite: {spec.backbone} (every weight trained), L2-normalised feature, Linear(D, 2)",
+        "backbone_weights": backbone_provenance(spec.backbone),
+        "teacher": {"model": t_spec.base_name, "threshold": t_spec.threshold,
+                    "weights_sha256": sha256_file(t_spec.weights_path) if t_spec.weights_path else None},
+        "recipe": "distill",
+        "recipe_note": (f"T={cfg.temperature} KL x{cfg.w_kl} + feature cosine (training-only projector) x{cfg.w_feature}"
+                        f" + label CE x{cfg.w_ce}; crops, degraded copies ({cfg.degrade:.0%}) and {cfg.sbi_per_real} "
+                        "self-blend per real, all labelled by the teacher once (cached); horizontal flips"),
+        "size": {"parameters": params, "macs_per_image": model_macs(model, spec.preprocessing.size),
+                 "input": spec.preprocessing.size},
+        "data": {"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
+                 "training_items": log["items"], "generated_fake_weight": cfg.generated_weight,
+                 "per_source_cap": cfg.per_source_cap},
+        "held_out": {
+            "real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
+            "agreement_with_teacher_on_real_pool": pool_agreement,
+            "folds": [], "mean": {},
+            "note": ("each fold's student trains only on the fold's training items, but their soft labels come from "
+                     "the shipped teacher, which trained on every family: auc_teacher_fold is the teacher trained "
+                     "without that family (its own card), auc_teacher_final the shipped teacher on the same faces"),
+        },
+        "threshold": {"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
+                      "on": f"{len(final.test)} held-out real faces (the real pool; not trained on)"},
+        "command": command,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "weights_storage": "every tensor stored FP16: the FP32 reference's weights lie on the FP16 grid",
+        "trained_on": {"device": log["device"], "machine": f"{platform.system()} {platform.machine()}",
+                       "cpu": device_info().cpu_model, "final_train_seconds": log["seconds"]},
+        "final_loss": log["last"],
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+    }
+
+
+def _write(out_dir: Path, spec: ModelSpec, model: DetectorModel, card: dict) -> None:
+    weights = out_dir / spec.weights
+    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.trained_state_dict().items()
+               if not k.endswith("num_batches_tracked")}
+    with atomic_path(weights) as tmp:
+        save_file(tensors, str(tmp))
+    card["trained_tensors"] = {"count": len(tensors), "sha256": sha256_file(weights)}
+    _write_card(out_dir, spec, card)
+
+
+def _write_card(out_dir: Path, spec: ModelSpec, card: dict) -> None:
+    with atomic_path(out_dir / spec.card_path.name) as tmp:
+        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+
+
+def run(args) -> dict:
+    """``deepfake-sdk distill`` / ``train gend-lite-...``: the family's training command."""
+    cfg = DistillConfig(epochs=args.epochs, seed=args.seed, device=args.device,
+                        folds="none" if args.no_eval else "family")
+    command = (f"deepfake-sdk distill --teacher {args.teacher} --student {args.student} --data {args.data} "
+               f"--epochs {args.epochs} --seed {args.seed}" + (" --no-eval" if args.no_eval else ""))
+    return distill(args.teacher, args.student, Path(args.data), Path(args.out) if args.out else None, cfg, command)

@@ -1,0 +1,77 @@
+"""GenD-Lite: a student distilled from a GenD teacher, every weight trained.
+
+Any backbone that maps pixels to a ``(B, D)`` feature is a student (EfficientNet-Lite0 for
+phones, a DINOv2 ViT-S/14 as the mid-size one); the head is GenD's: L2-normalise, then
+``Linear(D, 2)``, so the student's unit feature lives on a hypersphere as the teacher's does.
+A training-only projector (not shipped) maps that feature to the teacher's for the feature loss.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from ...errors import ArtifactError
+from ...zoo import ModelSpec
+from ..backbones import create_backbone
+from ..contract import DetectorModel, ExportHints
+from ..efficientnet_lite import EfficientNetLite
+from ..gend.model import LinearNormHead
+from ..vit import VisionTransformer
+
+
+class Student(DetectorModel):
+    """``forward(pixels) -> logits (B, 2)``; class 1 is *fake*."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 2):
+        super().__init__()
+        self.backbone = backbone
+        self.head = LinearNormHead(backbone.feature_dim, num_classes)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(pixels))
+
+    def logits_and_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.backbone(pixels)
+        return self.head(feats), F.normalize(feats, p=2, dim=-1)
+
+    def export_hints(self) -> ExportHints:
+        if isinstance(self.backbone, EfficientNetLite):
+            # Convolutions, BatchNorm folded, ReLU6 clamps: statically quantized activations suit a
+            # CNN (no outlier channels as in a ViT), and every runtime has fused INT8 conv kernels.
+            return ExportHints(quantized="backbone", stem=("backbone.stem",), weight_layers=("Conv2d", "Linear"),
+                               int8_activations="static")
+        if isinstance(self.backbone, VisionTransformer):
+            stem = ("backbone.embeddings",) + (("backbone.pre_layernorm",) if self.backbone.pre_layernorm is not None else ())
+            return ExportHints(quantized="backbone", stem=stem, blocks="backbone.encoder")
+        return ExportHints(quantized="backbone")
+
+    def fix_input_size(self, size: int) -> None:
+        if isinstance(self.backbone, VisionTransformer):
+            self.backbone.embeddings.resize_to(size // self.backbone.config.patch_size)
+
+
+def build(spec: ModelSpec, pretrained: bool = True) -> Student:
+    """The family's builder: the student backbone (ImageNet / DINOv2 weights), GenD's head, and
+    the distilled tensors when the package ships them."""
+    backbone = create_backbone(spec.backbone, pretrained=pretrained)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Student(backbone)
+    if pretrained and spec.weights:
+        load_distilled(model, spec)
+    return model.eval()
+
+
+def load_distilled(model: Student, spec: ModelSpec) -> None:
+    """Every tensor of the student (stored FP16, so the FP32 reference lies on that grid)."""
+    path = spec.weights_path
+    if not path.is_file():
+        raise ArtifactError(
+            f"distilled weights {path.name} are not in the package; distil them with "
+            f"`deepfake-sdk distill --teacher gend-fp32 --student {spec.base_name} --data <data folder>`")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
+        raise ArtifactError(f"{path.name} does not fit this student: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -1,0 +1,110 @@
+"""GenD-Lite: the EfficientNet-Lite0 port, the shipped student, and the distillation parts.
+
+The full distillation (`deepfake-sdk distill`, ~50 min on 2 cores) is not run here; its parts
+are: the loss, the teacher-label cache, student resolution and the shipped weights' checks."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from deepfake_sdk.errors import ArtifactError, UnknownModelError
+from deepfake_sdk.imageio import load_image
+from deepfake_sdk.models.efficientnet_lite import imagenet_classifier
+from deepfake_sdk.models.factory import create_model
+from deepfake_sdk.models.flops import model_macs
+from deepfake_sdk.models.gend_lite.distill import DistillConfig, TeacherLabels, agreement, distill_loss
+from deepfake_sdk.zoo import get_spec, student_spec
+
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def test_student_resolves_from_backbone_or_zoo_name():
+    assert student_spec("efficientnet-lite0").name == "gend-lite-efficientnet-lite0-fp32"
+    assert student_spec("gend-lite-int8").name == "gend-lite-efficientnet-lite0-fp32"
+    assert get_spec("gend-lite-int8").family == "gend-lite"
+    with pytest.raises(UnknownModelError, match="students are registered on"):
+        student_spec("resnet-50")
+
+
+def test_efficientnet_port_keeps_imagenet_judgement():
+    """The ported ImageNet weights call the sample cat a cat (classes 281-285)."""
+    net = imagenet_classifier().eval()
+    img = load_image(SAMPLES / "cat_no_face.jpg").convert("RGB").resize((224, 224))
+    x = (np.asarray(img, np.float32) / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    with torch.no_grad():
+        top = net(torch.from_numpy(x.transpose(2, 0, 1)[None].astype(np.float32))).argmax(-1).item()
+    assert 281 <= top <= 285
+
+
+def test_shipped_student_loads_and_is_phone_size():
+    model = create_model(get_spec("gend-lite-fp32"))
+    params = sum(p.numel() for p in model.parameters())
+    assert params < 4_000_000 and model_macs(model, 224) < 0.5e9
+    p = torch.softmax(model(torch.zeros(1, 3, 224, 224)), -1)
+    assert torch.allclose(p.sum(-1), torch.ones(1))
+
+
+def test_student_weights_that_are_missing_are_named():
+    spec = get_spec("gend-lite-fp32")
+    bad = replace(spec, weights="missing.safetensors")
+    with pytest.raises(ArtifactError, match="deepfake-sdk distill"):
+        create_model(bad)
+
+
+def test_distill_loss_vanishes_when_the_student_matches_the_teacher():
+    cfg = DistillConfig()
+    logits = torch.randn(4, 2, requires_grad=True)
+    feats = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    labels, weights = torch.tensor([0, 1, 0, 1]), torch.ones(4)
+    loss, parts = distill_loss(logits, feats, logits.detach(), feats, labels, weights, cfg)
+    assert abs(parts["kl"]) < 1e-5 and abs(parts["cos"]) < 1e-5 and parts["ce"] > 0
+    far, parts_far = distill_loss(-logits, -feats, logits.detach(), feats, labels, weights, cfg)
+    assert parts_far["kl"] > 0.01 and parts_far["cos"] > 1.9
+    far.backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+class _CountingTeacher(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def logits_and_features(self, pixels):
+        self.calls += len(pixels)
+        m = pixels.mean(dim=(1, 2, 3))
+        return torch.stack([m, -m], -1), torch.nn.functional.normalize(torch.stack([m, m + 1], -1), dim=-1)
+
+
+def test_teacher_labels_are_computed_once_and_kept_on_disk():
+    spec = replace(get_spec("gend-lite-fp32"), weights=None)
+    images = np.random.default_rng(0).integers(0, 255, (5, 224, 224, 3), dtype=np.uint8)
+    teacher = _CountingTeacher()
+    labels = TeacherLabels(teacher, spec, torch.device("cpu"), batch=2)
+    logits, feats = labels(images)
+    assert logits.shape == (5, 2) and feats.shape == (5, 2) and teacher.calls == 5
+    again, _ = labels(images[[4, 0]])
+    assert teacher.calls == 5 and torch.equal(again, logits[[4, 0]])
+    reopened = TeacherLabels(_CountingTeacher(), spec, torch.device("cpu"))
+    assert torch.equal(reopened(images)[0], logits) and reopened.teacher.calls == 0
+    labels.path.unlink()
+
+
+def test_agreement_counts_flips_at_each_models_threshold():
+    s, t = np.array([0.1, 0.6, 0.9, 0.4]), np.array([0.2, 0.7, 0.8, 0.9])
+    out = agreement(s, t, 0.5, 0.5)
+    assert out["decision_flips"] == 0.25 and out["faces"] == 4 and 0 < out["pearson"] < 1
+
+
+def test_front_door_distill_reaches_the_students_family(monkeypatch):
+    import deepfake_sdk
+    from deepfake_sdk.models.gend_lite import distill as recipe
+
+    seen = {}
+    monkeypatch.setattr(recipe, "distill", lambda *a, **k: seen.update(args=a, config=k) or {"ok": 1})
+    assert deepfake_sdk.distill("gend-fp32", "efficientnet-lite0", "data", epochs=1) == {"ok": 1}
+    assert seen["args"][:2] == ("gend-fp32", "gend-lite-efficientnet-lite0-fp32") and seen["config"] == {"epochs": 1}
