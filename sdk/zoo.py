@@ -80,6 +80,9 @@ class ModelSpec:
     threshold: float = 0.5  # fake if P(fake) >= threshold
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     description: str = ""
+    # INT8 activation scheme this architecture wants, over the target row's (measured on ViTs):
+    # "static" for a ReLU6 CNN, whose convolutions then run INT8 too. None: the row's scheme.
+    int8_activations: str | None = None
 
     @property
     def base_name(self) -> str:

@@ -25,17 +25,12 @@ class ExportHints:
     a recipe keeps its first layer float: their error is added to every token downstream.
     ``blocks``: the submodule after the stem; PT2E targets export it alone in that case, fed
     by the float stem. ``smoothing``: LayerNorm -> the Linears it feeds, for SmoothQuant.
-    ``weight_layers``: the torch layer types (``"Linear"``, ``"Conv2d"``) whose weights INT8
-    covers. ``int8_activations``: the activation scheme this architecture wants (``"static"``
-    for a ReLU6 CNN), overriding the target row's, which was measured on ViTs; None: the row's.
     """
 
     quantized: str
     stem: tuple[str, ...] = ()
     blocks: str | None = None
     smoothing: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    weight_layers: tuple[str, ...] = ("Linear",)
-    int8_activations: str | None = None
 
     def smoothing_pairs(self) -> dict[str, list[str]]:
         return {norm: list(linears) for norm, linears in self.smoothing}

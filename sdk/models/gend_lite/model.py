@@ -38,10 +38,8 @@ class Student(DetectorModel):
 
     def export_hints(self) -> ExportHints:
         if isinstance(self.backbone, EfficientNetLite):
-            # Convolutions, BatchNorm folded, ReLU6 clamps: statically quantized activations suit a
-            # CNN (no outlier channels as in a ViT), and every runtime has fused INT8 conv kernels.
-            return ExportHints(quantized="backbone", stem=("backbone.stem",), weight_layers=("Conv2d", "Linear"),
-                               int8_activations="static")
+            # INT8 activations are static for this student: its spec says so (ModelSpec.int8_activations).
+            return ExportHints(quantized="backbone", stem=("backbone.stem",))
         if isinstance(self.backbone, VisionTransformer):
             stem = ("backbone.embeddings",) + (("backbone.pre_layernorm",) if self.backbone.pre_layernorm is not None else ())
             return ExportHints(quantized="backbone", stem=stem, blocks="backbone.encoder")
