@@ -127,8 +127,8 @@ def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces()
 
     for name in list_models("*-int8"):
         spec = get_spec(name)
-        if spec.weights is None:
-            continue
+        if spec.weights is None or not spec.weights_path.is_file():
+            continue  # registered, not shipped (gend-lite-dinov2-s14: `deepfake-sdk distill` writes it)
         sets = build_sets(None, 8, VERIFY_SIZE, spec.preprocessing, spec.weights_path)
         assert sets.calibration.smooth_maxima is not None, f"{name}: no calibration profile shipped"
         assert sets.shared_sources() == [], name
