@@ -41,12 +41,13 @@ def test_efficientnet_port_keeps_imagenet_judgement():
     assert 281 <= top <= 285
 
 
-def test_student_is_phone_size():
-    """The student's architecture (ImageNet backbone, fresh head): its distilled tensors are not
-    committed (6.9 MB; `deepfake-sdk distill` writes them)."""
-    model = create_model(replace(get_spec("gend-lite-fp32"), weights=None))
+def test_shipped_student_is_phone_size_and_loads_its_checked_tensors():
+    """The distilled tensors ship (FP16, 6.9 MB); their SHA-256 is checked against the card."""
+    model = create_model(get_spec("gend-lite-fp32"))
     params = sum(p.numel() for p in model.parameters())
     assert params < 4_000_000 and model_macs(model, 224) < 0.5e9
+    fresh = create_model(replace(get_spec("gend-lite-fp32"), weights=None))
+    assert not torch.equal(model.head.linear.weight, fresh.head.linear.weight)
     p = torch.softmax(model(torch.zeros(1, 3, 224, 224)), -1)
     assert torch.allclose(p.sum(-1), torch.ones(1))
 
@@ -56,6 +57,20 @@ def test_student_weights_that_are_missing_are_named():
     bad = replace(spec, weights="missing.safetensors")
     with pytest.raises(ArtifactError, match="deepfake-sdk distill"):
         create_model(bad)
+
+
+def test_student_weights_altered_after_training_are_refused(tmp_path, monkeypatch):
+    spec = get_spec("gend-lite-fp32")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    data = bytearray(spec.weights_path.read_bytes())
+    data[-1] ^= 0xFF
+    (folder / spec.weights).write_bytes(bytes(data))
+    (folder / spec.card_path.name).write_bytes(spec.card_path.read_bytes())
+    moved = replace(spec, weights=str(folder / spec.weights))
+    assert moved.weights_path == folder / spec.weights
+    with pytest.raises(ArtifactError, match="does not match its model card"):
+        create_model(moved)
 
 
 def test_distill_loss_vanishes_when_the_student_matches_the_teacher():

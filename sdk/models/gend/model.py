@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 from ...errors import ArtifactError
 from ...zoo import ModelSpec
 from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
+from ..tensors import load_checked_tensors
 from ..vit import VisionTransformer
 
 
@@ -107,12 +107,8 @@ def build(spec: ModelSpec, pretrained: bool = True) -> GenD:
 def load_trained(model: GenD, spec: ModelSpec) -> None:
     """Overlay the shipped LayerNorm + head tensors onto the backbone's pretrained weights."""
     path = spec.weights_path
-    if not path.is_file():
-        raise ArtifactError(
-            f"trained weights {path.name} are missing from the package; train them with "
-            f"`deepfake-sdk train {spec.base_name}-fp32 --data <data folder>`"
-        )
-    state = load_file(str(path))
+    state = load_checked_tensors(
+        spec, f"train them with `deepfake-sdk train {spec.base_name}-fp32 --data <data folder>`")
     own = model.state_dict()
     unknown = [k for k in state if k not in own]
     if unknown:

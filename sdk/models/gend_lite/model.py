@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 from ...errors import ArtifactError
@@ -17,6 +16,7 @@ from ...zoo import ModelSpec
 from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
 from ..efficientnet_lite import EfficientNetLite
+from ..tensors import load_checked_tensors
 from ..gend.model import LinearNormHead
 from ..vit import VisionTransformer
 
@@ -65,11 +65,9 @@ def build(spec: ModelSpec, pretrained: bool = True) -> Student:
 def load_distilled(model: Student, spec: ModelSpec) -> None:
     """Every tensor of the student (stored FP16, so the FP32 reference lies on that grid)."""
     path = spec.weights_path
-    if not path.is_file():
-        raise ArtifactError(
-            f"distilled weights {path.name} are not in the package; distil them with "
-            f"`deepfake-sdk distill --teacher gend-fp32 --student {spec.base_name} --data <data folder>`")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    stored = load_checked_tensors(
+        spec, f"distil them with `deepfake-sdk distill --teacher gend-fp32 --student {spec.base_name} --data <data folder>`")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
         raise ArtifactError(f"{path.name} does not fit this student: missing {missing[:3]}, unexpected {unexpected[:3]}")
