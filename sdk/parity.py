@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from . import jsonio
 from .artifact import Artifact, atomic_path, write_manifest
 from .detector import softmax_fake
 from .device import device_info
-from .errors import ArtifactError, DeepfakeSDKError, InvalidReferenceError
+from .errors import ArtifactError, DeepfakeSDKError, InvalidReferenceError, UsageError
 from .gates import Check, Gate, ParityMetrics, compare
 from .metrics import detection_metrics
 from .models.factory import create_model
@@ -73,6 +74,46 @@ class Reference:
         return cls(path, meta, samples, features)
 
 
+def reference_device(requested: str | None = None, cuda_available: bool | None = None) -> torch.device:
+    """Where the full-precision reference runs: ``requested`` when given and present, else CUDA
+    when there is a GPU, else the CPU. A GPU asked for and absent is a :class:`UsageError`, not
+    a silent CPU run (the reference records its device, and CI compares against it)."""
+    has_cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if requested is None:
+        return torch.device("cuda" if has_cuda else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as err:
+        raise UsageError(f"--device {requested!r} is not a torch device (cpu, cuda, cuda:1)") from err
+    if device.type == "cuda" and not has_cuda:
+        raise UsageError(f"--device {requested} asked for a GPU, but torch sees none here (torch {torch.__version__})")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {requested}: a reference runs on cpu or cuda")
+    return device
+
+
+@contextlib.contextmanager
+def strict_fp32():
+    """TF32 off for the reference's matmuls and convolutions, restored afterwards: on Ampere and
+    later GPUs TF32 keeps 10 mantissa bits, which is itself a drift the reference must not carry."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def describe_device(device: torch.device) -> dict:
+    """What the reference records about where it ran."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return {"device": "cuda", "device_name": torch.cuda.get_device_name(index), "tf32": False,
+                "cuda": torch.version.cuda}
+    return {"device": "cpu", "device_name": device_info().describe().get("cpu_class", "cpu"), "tf32": False}
+
+
 def build_reference(model: str, data: str | Path, out: str | Path, features: bool = True,
                     device: str | None = None, limit: int | None = None) -> Reference:
     """Run the full-precision ``model`` (e.g. ``gend-fp32``) over ``data`` and store the reference."""
@@ -82,10 +123,10 @@ def build_reference(model: str, data: str | Path, out: str | Path, features: boo
     data = _data_dir(data)
     crops = build_crops(data, spec.preprocessing.size, spec.preprocessing.margin)
     n = min(limit or len(crops.samples), len(crops.samples))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = reference_device(device)
     net = create_model(spec).eval().to(device)
     logits, feats = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), strict_fp32():
         for i in range(0, n, 32):
             x = torch.from_numpy(to_batch(crops.images[i : min(i + 32, n)], spec.preprocessing)).to(device)
             out_logits, out_feats = net.logits_and_features(x)  # the model contract: one pass
@@ -105,7 +146,7 @@ def build_reference(model: str, data: str | Path, out: str | Path, features: boo
     meta = {
         "kind": REFERENCE_KIND, "model": spec.name, "family": spec.base_name, "version": spec.version,
         "preprocessing": spec.preprocessing.to_dict(), "threshold": spec.threshold,
-        "device": str(device), "torch": torch.__version__,
+        **describe_device(device), "torch": torch.__version__,
         "data": {"folder": str(data), "manifest_sha256": crops.manifest_sha256, "samples": n,
                  "skipped_no_face": crops.skipped},
         "metrics": detection_metrics(labels, probs),
@@ -229,7 +270,8 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
         reference=str(ref.path), metrics=metrics, checks=policy.checks(metrics),
         worst=_worst(ref, probs, worst), per_source=_source_drift(ref, probs),
         inputs_identical=int(identical), policy=asdict(policy), scores=[float(p) for p in probs],
-        checked_on={**device_info().describe(), "runtime_version": type(runtime).version()})
+        checked_on={**device_info().describe(), "runtime_version": type(runtime).version(),
+                    "reference_device": ref.meta.get("device_name", ref.meta.get("device"))})
 
 
 def _check_compatible(artifact: Artifact, ref: Reference) -> None:

@@ -5,7 +5,10 @@ import pytest
 
 from deepfake_sdk import device
 from deepfake_sdk.device import DeviceInfo, preference, select_target
-from deepfake_sdk.errors import MissingDependencyError
+import torch
+
+from deepfake_sdk.errors import MissingDependencyError, UsageError
+from deepfake_sdk.parity import reference_device, strict_fp32
 
 
 def test_preference_orders():
@@ -92,3 +95,31 @@ def test_recorded_drift_reads_the_numerics_record(tmp_path, monkeypatch):
     assert zoo.recorded_drift(spec) == {"tflite": "DRIFT: flip_rate"}
     family.numerics_record(spec.base_name).write_text("{not json")
     assert zoo.recorded_drift(spec) == {}
+
+
+# --- where the full-precision reference runs (no GPU needed: CUDA's presence is a parameter) ---
+
+def test_reference_runs_on_cuda_when_a_gpu_is_present_and_on_cpu_otherwise():
+    assert reference_device(None, cuda_available=True).type == "cuda"
+    assert reference_device(None, cuda_available=False).type == "cpu"
+    assert reference_device("cpu", cuda_available=True).type == "cpu"  # asked for: honoured
+    assert reference_device("cuda:1", cuda_available=True).index == 1
+
+
+def test_a_gpu_asked_for_and_absent_is_a_usage_error_not_a_cpu_run():
+    with pytest.raises(UsageError, match="torch sees none"):
+        reference_device("cuda", cuda_available=False)
+    with pytest.raises(UsageError, match="not a torch device"):
+        reference_device("gpu0", cuda_available=True)
+    with pytest.raises(UsageError, match="cpu or cuda"):
+        reference_device("meta", cuda_available=True)
+
+
+def test_reference_turns_tf32_off_and_restores_it():
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with strict_fp32():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
