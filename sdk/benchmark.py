@@ -21,10 +21,12 @@ from .build import ensure_artifact
 from .detector import TorchBackend, softmax_fake
 from .metrics import roc_auc
 from .models.factory import create_model
+from .models.flops import model_macs
 from .preprocess import to_batch
+from .roofline import Peak, cpu_peak, peak_fraction
 from .runtimes.base import runtime_class, runtime_for
 from .targets import get_target
-from .zoo import get_spec, with_precision
+from .zoo import card_heldout_auc, get_spec, with_precision
 
 Run = Callable[[np.ndarray], object]
 
@@ -42,6 +44,9 @@ class BenchmarkRow:
     status: str  # "ok", or why the row has no numbers
     ratio_to_fp32: float | None = None  # latency / FP32 latency of the same target, same rounds
     model: str = ""  # zoo base name (gend-clip-b16), when a run covers several models
+    gmacs: float | None = None  # multiply-accumulates per image (torch's count of the reference)
+    peak_fraction: float | None = None  # 2 x MACs / latency over this CPU's peak for the precision
+    heldout_auc: float | None = None  # the model card's mean held-out-family AUC (not this run's crops)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,19 +91,31 @@ class _Candidate:
 
 
 def benchmark(targets: list[str], precisions: list[str], crops: np.ndarray, labels: np.ndarray | None,
-              calibration=None, repeats: int = 20, model_name: str = "gend-fp32") -> list[BenchmarkRow]:
-    """Rows for the PyTorch reference and every (target, precision) pair of one zoo model."""
+              calibration=None, repeats: int = 20, model_name: str = "gend-fp32", peak: Peak | None = None
+              ) -> list[BenchmarkRow]:
+    """Rows for the PyTorch reference and every (target, precision) pair of one zoo model, with
+    the roofline column against ``peak`` (default: this CPU's, :func:`roofline.cpu_peak`)."""
     spec = get_spec(f"{get_spec(model_name).base_name}-fp32")
     batch = to_batch(crops, spec.preprocessing)
-    torch_run = TorchBackend(create_model(spec)).run
+    net = create_model(spec)
+    macs = model_macs(net, spec.preprocessing.size)
+    torch_run = TorchBackend(net).run
     reference = _scores(torch_run, batch)
     auc_ref = roc_auc(labels, reference) if labels is not None else None
     torch_ms = interleaved_latency([torch_run], batch[:1], repeats)[0].latency_ms
     rows = [BenchmarkRow("pytorch", "fp32", None, torch_ms, 1.0, 0.0, auc_ref, 0.0, "ok")]
     for target in targets:
         candidates = _export_all(spec, target, precisions, calibration)
-        rows += _measure_target(target, candidates, batch, labels, reference, auc_ref, repeats)
-    return [BenchmarkRow(**{**r.to_dict(), "model": spec.base_name}) for r in rows]
+        rows += _measure_target(target, candidates, batch, labels, reference, auc_ref, repeats, spec.threshold)
+    peak = peak or cpu_peak()
+    return [with_roofline(r, spec.base_name, macs, peak, card_heldout_auc(spec)) for r in rows]
+
+
+def with_roofline(row: BenchmarkRow, model: str, macs: int, peak: Peak, heldout_auc: float | None) -> BenchmarkRow:
+    """``row`` with the model's name, its MACs and the fraction of ``peak`` its latency attains."""
+    return BenchmarkRow(**{**row.to_dict(), "model": model, "gmacs": round(macs / 1e9, 3),
+                           "peak_fraction": peak_fraction(macs, row.latency_ms, row.precision, peak),
+                           "heldout_auc": heldout_auc})
 
 
 def _export_all(spec, target: str, precisions: list[str], calibration) -> list[_Candidate]:
@@ -120,7 +137,7 @@ def _export_all(spec, target: str, precisions: list[str], calibration) -> list[_
 
 
 def _measure_target(target: str, candidates: list[_Candidate], batch: np.ndarray, labels, reference: np.ndarray,
-                    auc_ref: float | None, repeats: int) -> list[BenchmarkRow]:
+                    auc_ref: float | None, repeats: int, threshold: float = 0.5) -> list[BenchmarkRow]:
     """Parity per candidate, then one interleaved timing of all runnable ones (FP32 first)."""
     runnable = sorted((c for c in candidates if c.run), key=lambda c: c.precision != "fp32")
     timings = dict(zip((c.precision for c in runnable),
@@ -136,7 +153,7 @@ def _measure_target(target: str, candidates: list[_Candidate], batch: np.ndarray
         timing = timings[c.precision]
         rows.append(BenchmarkRow(
             target, c.precision, c.size_mb, timing.latency_ms,
-            float(np.corrcoef(reference, scores)[0, 1]), float(np.mean((reference >= 0.5) != (scores >= 0.5))),
+            float(np.corrcoef(reference, scores)[0, 1]), float(np.mean((reference >= threshold) != (scores >= threshold))),
             auc, (auc - auc_ref) if auc is not None and auc_ref is not None else None, "ok",
             timing.ratio_to_first if has_fp32 else None))
     return rows
@@ -148,11 +165,12 @@ def format_rows(rows: list[BenchmarkRow]) -> str:
 
     width = max([len(r.model) for r in rows] + [5]) + 2
     lines = [f"{'model':<{width}}{'target':<11}{'prec':<6}{'MB':>8}{'ms':>9}{'x fp32':>8}{'pearson':>9}{'flips':>8}"
-             f"{'AUC':>8}{'dAUC':>9}  status"]
+             f"{'AUC':>8}{'dAUC':>9}{'GMAC':>7}{'%peak':>7}  status"]
     for r in rows:
         lines.append(f"{r.model or '-':<{width}}{r.target:<11}{r.precision:<6}{f(r.size_mb, '.1f'):>8}{f(r.latency_ms, '.1f'):>9}"
                      f"{f(r.ratio_to_fp32, '.2f'):>8}{f(r.pearson, '.4f'):>9}{f(r.flip_rate, '.3f'):>8}"
-                     f"{f(r.auc, '.4f'):>8}{f(r.auc_delta, '+.4f'):>9}  {r.status}")
+                     f"{f(r.auc, '.4f'):>8}{f(r.auc_delta, '+.4f'):>9}{f(r.gmacs, '.2f'):>7}"
+                     f"{f(r.peak_fraction and 100 * r.peak_fraction, '.1f'):>7}  {r.status}")
     return "\n".join(lines)
 
 
@@ -176,4 +194,48 @@ def plot(rows: list[BenchmarkRow], path: Path) -> None:
         draw.text((width - 65, y + 4), f"{value:.1f}", fill="black")
         if ratios.get(name) is not None and not name.endswith("fp32"):
             draw.text((left + 4, y + 4), f"{ratios[name]:.2f}x fp32", fill="white")
+    img.save(path)
+
+
+def _label(r: BenchmarkRow) -> str:
+    return "/".join(p for p in (r.model, r.target, r.precision) if p)
+
+
+def plot_auc_vs_latency(rows: list[BenchmarkRow], path: Path) -> None:
+    """Scatter: batch-1 latency (x, log scale) against the model card's held-out AUC (y)."""
+    points = [(r.latency_ms, r.heldout_auc, _label(r)) for r in rows if r.latency_ms and r.heldout_auc]
+    width, height, pad = 820, 520, 60
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), "held-out family AUC (model card) vs batch-1 latency (ms, log scale)", fill="black")
+    if points:
+        lo, hi = np.log10(min(p[0] for p in points)) - 0.1, np.log10(max(p[0] for p in points)) + 0.1
+        a_lo, a_hi = min(0.5, min(p[1] for p in points)), max(1.0, max(p[1] for p in points))
+        for ms, auc, name in points:
+            x = pad + (width - 2 * pad) * (np.log10(ms) - lo) / (hi - lo)
+            y = height - pad - (height - 2 * pad) * (auc - a_lo) / (a_hi - a_lo)
+            colour = "#4c72b0" if name.endswith("int8") else "#999999"
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+            draw.text((x + 6, y - 6), f"{name} {ms:.0f}ms", fill="black")
+        draw.text((pad, height - pad + 20), f"{10 ** lo:.1f} ms", fill="black")
+        draw.text((width - pad - 60, height - pad + 20), f"{10 ** hi:.0f} ms", fill="black")
+        draw.text((4, pad), f"{a_hi:.2f}", fill="black")
+        draw.text((4, height - pad), f"{a_lo:.2f}", fill="black")
+    img.save(path)
+
+
+def plot_int8_speedup(rows: list[BenchmarkRow], path: Path) -> None:
+    """Bars: FP32 latency / INT8 latency of the same runtime, timed interleaved (>1 = INT8 faster)."""
+    data = [(_label(r), 1 / r.ratio_to_fp32) for r in rows if r.precision == "int8" and r.ratio_to_fp32]
+    width, bar_h, left = 760, 22, 300
+    img = Image.new("RGB", (width, 40 + bar_h * max(len(data), 1)), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), "INT8 speed-up over FP32 on the same runtime (x; interleaved rounds)", fill="black")
+    top = max([v for _, v in data] + [1.0])
+    for i, (name, value) in enumerate(data):
+        y = 32 + i * bar_h
+        draw.text((10, y + 4), name, fill="black")
+        draw.rectangle([left, y + 3, left + (width - left - 70) * value / top, y + bar_h - 3],
+                       fill="#4c72b0" if value >= 1 else "#c44e52")
+        draw.text((width - 65, y + 4), f"{value:.2f}x", fill="black")
     img.save(path)

@@ -159,6 +159,18 @@ def recommended_by_card(card: Path, columns: dict[str, str], fallback: str) -> s
     return max(scores, key=scores.get)
 
 
+def card_heldout_auc(spec: ModelSpec) -> float | None:
+    """The mean held-out-family AUC its model card records (``held_out.mean.family.auc``), or
+    None for a card without leave-one-family-out folds."""
+    card = spec.card_path
+    if card is None or not card.is_file():
+        return None
+    try:
+        return float(json.loads(card.read_text())["held_out"]["mean"]["family"]["auc"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def card_threshold(card: Path, default: float = 0.5) -> float:
     """The decision threshold a model card recorded (chosen on held-out real faces for a stated
     false-positive rate), or ``default`` for a card without one."""

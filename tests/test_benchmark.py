@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from PIL import Image
 
-from deepfake_sdk.benchmark import BenchmarkRow, format_rows, plot
+import pytest
+
+from deepfake_sdk.benchmark import BenchmarkRow, format_rows, plot, plot_auc_vs_latency, plot_int8_speedup, with_roofline
+from deepfake_sdk.device import DeviceInfo
+from deepfake_sdk.roofline import clock_ghz, cpu_peak, peak_fraction
+from deepfake_sdk.zoo import card_heldout_auc, get_spec
 
 
 def test_table_and_plot(tmp_path):
@@ -48,3 +53,49 @@ def test_ratio_column_in_table():
     table = format_rows(rows)
     assert "x fp32" in table.splitlines()[0]
     assert "0.70" in table.splitlines()[2]
+
+
+# --- the roofline column: this CPU's peak per instruction set, and the fraction a row attains ---
+
+def _cpu(features: set[str], system: str = "Linux", machine: str = "x86_64") -> DeviceInfo:
+    return DeviceInfo(system, machine, "GenuineIntel", 2, frozenset(features))
+
+
+def test_peak_follows_the_integer_instructions_the_cpu_has():
+    peaks = {name: cpu_peak(_cpu(feats), cores=2, ghz=(2.0, "test"))
+             for name, feats in {"avx2": {"avx2"}, "vnni": {"avx2", "avx512f", "avx512_vnni"},
+                                 "amx": {"avx2", "avx512_vnni", "amx_tile", "amx_int8"}}.items()}
+    assert [peaks[k].cpu_class for k in ("avx2", "vnni", "amx")] == ["avx2", "avx512-vnni", "amx"]
+    assert peaks["avx2"].int8_gops == 2 * 2.0 * 128 and peaks["avx2"].fp32_gflops == 2 * 2.0 * 32
+    assert peaks["avx2"].int8_gops < peaks["vnni"].int8_gops < peaks["amx"].int8_gops
+    arm = cpu_peak(_cpu({"asimd", "asimddp"}, "Android", "aarch64"), cores=4, ghz=(2.4, "test"))
+    assert arm.cpu_class == "neon-dot" and arm.int8_gops == 4 * 2.4 * 64
+
+
+def test_clock_is_read_from_cpufreq_else_cpuinfo(tmp_path):
+    max_freq = tmp_path / "cpuinfo_max_freq"
+    max_freq.write_text("3500000\n")
+    assert clock_ghz("", max_freq) == (3.5, "cpufreq cpuinfo_max_freq")
+    ghz, source = clock_ghz("processor\t: 0\ncpu MHz\t\t: 2100.000\n", tmp_path / "absent")
+    assert ghz == 2.1 and "cpu MHz" in source
+
+
+def test_peak_fraction_divides_attained_arithmetic_by_the_precisions_peak():
+    peak = cpu_peak(_cpu({"avx2"}), cores=1, ghz=(1.0, "test"))  # 32 GFLOP/s FP32, 128 GOP/s INT8
+    assert peak_fraction(1_000_000_000, 125.0, "fp32", peak) == pytest.approx(16 / 32)
+    assert peak_fraction(1_000_000_000, 125.0, "int8", peak) == pytest.approx(16 / 128)
+    assert peak_fraction(None, 125.0, "fp32", peak) is None and peak_fraction(10, None, "int8", peak) is None
+
+
+def test_rows_gain_macs_roofline_and_the_cards_heldout_auc(tmp_path):
+    peak = cpu_peak(_cpu({"avx2"}), cores=1, ghz=(1.0, "test"))
+    row = with_roofline(BenchmarkRow("onnx", "int8", 4.0, 12.8, 0.99, 0.0, 0.9, 0.0, "ok", 0.5), "gend-lite",
+                        384_000_000, peak, card_heldout_auc(get_spec("gend-lite-fp32")))
+    assert row.model == "gend-lite" and row.gmacs == 0.384
+    assert row.peak_fraction == pytest.approx(2 * 0.384 / 0.0128 / 128)
+    assert row.heldout_auc == pytest.approx(0.696)
+    assert card_heldout_auc(get_spec("gend-dinov2-s14-fp32")) is None  # its card has no family folds
+    assert "%peak" in format_rows([row])
+    plot_auc_vs_latency([row], tmp_path / "auc.png")
+    plot_int8_speedup([row], tmp_path / "speed.png")
+    assert Image.open(tmp_path / "auc.png").size[0] > 0 and Image.open(tmp_path / "speed.png").size[1] > 0
