@@ -78,9 +78,11 @@ class LogitsAndFeatures(nn.Module):
 
 
 def deployable(model: DetectorModel, size: int) -> DetectorModel:
-    """A copy of ``model`` fixed to ``size`` px inputs (e.g. position embeddings pre-resized)."""
+    """A copy of ``model`` fixed to ``size`` px inputs (e.g. position embeddings pre-resized),
+    its BatchNorms folded (``DetectorModel.fold_for_inference``)."""
     model = copy.deepcopy(model).eval()
     model.fix_input_size(size)
+    model.fold_for_inference()
     return model
 
 

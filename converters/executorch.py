@@ -42,12 +42,16 @@ def export(request: ExportRequest) -> ExportResult:
 def _quantize(model, request: ExportRequest):
     cfg = request.quantization
     scheme = get_symmetric_quantization_config(is_per_channel=cfg.per_channel, is_dynamic=cfg.activations == "dynamic")
-    quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, scheme)
+    # Run-time activations: the Linears (the ViTs' weights). Static: every op XNNPACK quantizes
+    # (convolutions, their ReLU6 and residual adds fused), which a CNN needs to be INT8 at all.
+    static = cfg.activations == "static"
+    quantizer = XNNPACKQuantizer().set_global(scheme) if static else XNNPACKQuantizer().set_module_type(torch.nn.Linear, scheme)
     quantized = quantize_part(model, quantizer, request.calibration, keep_stem_float=cfg.keep_first_layer_float,
                               float_layers=cfg.float_layers)
     return quantized, {
         "engine": "pt2e", "quantizer": "XNNPACKQuantizer", "per_channel": cfg.per_channel,
-        "activations": cfg.activations, "quantized": ["Linear"], "float": float_parts(model, cfg)}
+        "activations": cfg.activations, "quantized": ["every XNNPACK-quantizable op"] if static else ["Linear"],
+        "float": float_parts(model, cfg)}
 
 
 def _tool_versions() -> dict[str, str]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_sdk.converters.base import deployable
 from deepfake_sdk.errors import ArtifactError, UnknownModelError
 from deepfake_sdk.imageio import load_image
 from deepfake_sdk.models.efficientnet_lite import imagenet_classifier
@@ -137,3 +138,16 @@ def test_the_cnn_student_asks_for_static_int8_activations_on_every_target():
     assert config_for("int8", "onnx").activations == "dynamic"
     assert config_for("int8", "onnx", spec.int8_activations).activations == "static"
     assert get_spec("gend-int8").int8_activations is None
+
+
+def test_folding_batchnorm_for_export_keeps_the_scores_and_the_module_paths():
+    """Exporters run on a folded copy (converters.base.deployable): same logits, conv names kept
+    (OpenVINO's own folding renamed them, and NNCF then quantized nothing)."""
+    model = create_model(get_spec("gend-lite-fp32"))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    folded = deployable(model, 224)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the reference is untouched
+    assert "backbone.blocks.2.expand.conv" in dict(folded.named_modules())
+    with torch.no_grad():
+        assert torch.allclose(model(x), folded(x), atol=1e-4)

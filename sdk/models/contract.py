@@ -58,6 +58,12 @@ class DetectorModel(nn.Module):
         """Prepare for inputs of ``size`` px only (e.g. pre-resize position embeddings), so
         exported graphs hold no resize. Default: nothing to do."""
 
+    def fold_for_inference(self) -> None:
+        """Fold what inference need not compute apart (BatchNorm into its convolution) into the
+        layers before it. Exporters run on the folded copy: converters that fold on their own
+        (OpenVINO) rename the fused nodes, and quantizers then lose the module paths they are told
+        to keep float or quantize by. Default: nothing to fold."""
+
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors training changes (what a family ships); default: all of them."""
         return {name: t.detach().clone() for name, t in self.state_dict().items()}

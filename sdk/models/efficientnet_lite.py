@@ -62,6 +62,18 @@ class ConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(self.pad(x))))
 
+    @torch.no_grad()
+    def fold_batchnorm(self) -> None:
+        """Eval-mode BatchNorm folded into the convolution (weights scaled, a bias added)."""
+        if not isinstance(self.bn, nn.BatchNorm2d):
+            return
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        folded = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, self.conv.kernel_size, self.conv.stride,
+                           groups=self.conv.groups, bias=True)
+        folded.weight.copy_(self.conv.weight * scale.reshape(-1, 1, 1, 1))
+        folded.bias.copy_(self.bn.bias - self.bn.running_mean * scale)
+        self.conv, self.bn = folded, nn.Identity()
+
 
 class MBConv(nn.Module):
     """Inverted residual: 1x1 expand -> depthwise kxk -> 1x1 project, identity skip when shapes allow."""
@@ -100,6 +112,12 @@ class EfficientNetLite(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.feature_map(pixels).mean(dim=(2, 3))
+
+    def fold_batchnorm(self) -> None:
+        """Every ConvBN's BatchNorm into its convolution (inference only: training needs them)."""
+        for module in self.modules():
+            if isinstance(module, ConvBN):
+                module.fold_batchnorm()
 
 
 # ------------------------------------------------------------------ the offline ImageNet weights
