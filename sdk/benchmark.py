@@ -211,12 +211,18 @@ def plot_auc_vs_latency(rows: list[BenchmarkRow], path: Path) -> None:
     if points:
         lo, hi = np.log10(min(p[0] for p in points)) - 0.1, np.log10(max(p[0] for p in points)) + 0.1
         a_lo, a_hi = min(0.5, min(p[1] for p in points)), max(1.0, max(p[1] for p in points))
-        for ms, auc, name in points:
+        seen: dict[float, int] = {}
+        for ms, auc, name in sorted(points):
             x = pad + (width - 2 * pad) * (np.log10(ms) - lo) / (hi - lo)
             y = height - pad - (height - 2 * pad) * (auc - a_lo) / (a_hi - a_lo)
             colour = "#4c72b0" if name.endswith("int8") else "#999999"
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
-            draw.text((x + 6, y - 6), f"{name} {ms:.0f}ms", fill="black")
+            k = seen[auc] = seen.get(auc, -1) + 1  # one model = one AUC: stagger its labels
+            if k == 0:
+                draw.text((pad, y - 22), f"{name.split('/')[0]} (held-out AUC {auc:.3f})", fill="black")
+            label_y = y + 8 + 12 * (k % 5)
+            draw.line([x, y + 4, x, label_y], fill="#cccccc")
+            draw.text((x + 2, label_y), f"{'/'.join(name.split('/')[1:])} {ms:.0f}", fill="black")
         draw.text((pad, height - pad + 20), f"{10 ** lo:.1f} ms", fill="black")
         draw.text((width - pad - 60, height - pad + 20), f"{10 ** hi:.0f} ms", fill="black")
         draw.text((4, pad), f"{a_hi:.2f}", fill="black")

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -259,12 +260,29 @@ def _fields(recipe) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(recipe)))
 
 
+def exporter_fingerprint(target: str) -> str:
+    """SHA-256 of the code that writes ``target``'s artifacts (its converter, the shared converter
+    base, the quantization package): a cached artifact built by other exporter code is rebuilt,
+    even within one SDK version (a stale cache once served a float "INT8" build)."""
+    converters = Path(importlib.util.find_spec("deepfake_sdk.converters").origin).parent
+    quantization = Path(importlib.util.find_spec("deepfake_sdk.quantization").origin).parent
+    files = [converters / f"{get_target(target).converter}.py", converters / "base.py",
+             *sorted(quantization.glob("*.py"))]
+    digest = hashlib.sha256()
+    for file in files:
+        if file.is_file():
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def recipe_key(spec: ModelSpec, target: str, recipe, calib, gate: Gate | None = None) -> str:
-    """What an artifact depends on: model, weights, target, recipe, calibration, build gate, SDK."""
+    """What an artifact depends on: model, weights, target, recipe, calibration, build gate, SDK
+    and the exporter code."""
     weights = spec.weights_path
     parts = {
         "model": spec.base_name, "version": spec.version, "target": target, "recipe": recipe.key(),
         "calibration": calib.sha256 if calib is not None else None, "sdk": __version__,
+        "exporter": exporter_fingerprint(target),
         "weights": sha256_file(weights) if weights and weights.exists() else None,
         "preprocessing": spec.preprocessing.to_dict(),
     }

@@ -20,6 +20,8 @@ from deepfake_sdk.errors import ParityGateError, ParityWarning
 from deepfake_sdk.jsonio import is_plain
 from deepfake_sdk.gates import Gate
 from deepfake_sdk.quantization import config_for
+from deepfake_sdk.zoo import get_spec, list_models
+from deepfake_sdk import export as export_module
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.targets import TARGETS
 
@@ -123,7 +125,6 @@ def test_doctor_shows_a_build_that_missed_its_gate(capsys):
 def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces():
     from deepfake_sdk.build import VERIFY_SIZE
     from deepfake_sdk.quantization.calibration import build_sets
-    from deepfake_sdk.zoo import get_spec, list_models
 
     for name in list_models("*-int8"):
         spec = get_spec(name)
@@ -165,3 +166,14 @@ def test_export_without_calibration_or_gate_uses_the_recorded_profile(tmp_path):
     spec = get_spec("gend-int8")
     calib = calibration_set(None, 8, spec.preprocessing, spec.weights_path)
     assert len(calib.crops) == 8 and calib.smooth_maxima is not None and "pkg_skimage" not in calib.faces_used()
+
+
+def test_artifact_cache_key_follows_the_exporter_code(monkeypatch):
+    """A cached artifact written by other converter code is not served (a stale cache once gave a
+    float "INT8" OpenVINO build after the converter was fixed)."""
+    spec = get_spec("gend-lite-int8")
+    recipe = config_for("int8", "onnx", spec.int8_activations)
+    before = export_module.recipe_key(spec, "onnx", recipe, None)
+    assert export_module.exporter_fingerprint("onnx") != export_module.exporter_fingerprint("openvino")
+    monkeypatch.setattr(export_module, "exporter_fingerprint", lambda target: "other-code")
+    assert export_module.recipe_key(spec, "onnx", recipe, None) != before
