@@ -7,6 +7,7 @@ this machine would pick, and the device table is walked class by class.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 
@@ -21,7 +22,6 @@ from deepfake_sdk.jsonio import is_plain
 from deepfake_sdk.gates import Gate
 from deepfake_sdk.quantization import config_for
 from deepfake_sdk.zoo import get_spec, list_models
-from deepfake_sdk import export as export_module
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.targets import TARGETS
 
@@ -171,6 +171,7 @@ def test_export_without_calibration_or_gate_uses_the_recorded_profile(tmp_path):
 def test_artifact_cache_key_follows_the_exporter_code(monkeypatch):
     """A cached artifact written by other converter code is not served (a stale cache once gave a
     float "INT8" OpenVINO build after the converter was fixed)."""
+    export_module = importlib.import_module("deepfake_sdk.export")  # the package name `export` is the function
     spec = get_spec("gend-lite-int8")
     recipe = config_for("int8", "onnx", spec.int8_activations)
     before = export_module.recipe_key(spec, "onnx", recipe, None)
