@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     di.add_argument("--out", default=None, help="where to write tensors + card (default: the family's weights/)")
     di.add_argument("--device", default="auto", help="torch device (default: cuda when present, else cpu)")
     di.add_argument("--no-eval", action="store_true", help="skip the held-out family folds")
+    di.add_argument("--restore", action="store_true",
+                    help="no training: re-store the distilled tensors in today's storage format and re-measure the "
+                         "threshold and teacher agreement on the real pool")
     di.set_defaults(func=cmd_distill)
 
     bm = sub.add_parser("benchmark", help="export every target; print size, parity and latency per format")

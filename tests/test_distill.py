@@ -16,6 +16,7 @@ from deepfake_sdk.imageio import load_image
 from deepfake_sdk.models.efficientnet_lite import imagenet_classifier
 from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.models.flops import model_macs
+from deepfake_sdk.models.tensors import SCALE_SUFFIX, pack_int8, unpack_int8
 from deepfake_sdk.models.gend_lite.distill import DistillConfig, TeacherLabels, agreement, distill_loss
 from deepfake_sdk.zoo import get_spec, student_spec
 
@@ -43,14 +44,47 @@ def test_efficientnet_port_keeps_imagenet_judgement():
 
 
 def test_shipped_student_is_phone_size_and_loads_its_checked_tensors():
-    """The distilled tensors ship (FP16, 6.9 MB); their SHA-256 is checked against the card."""
-    model = create_model(get_spec("gend-lite-fp32"))
+    """The distilled tensors ship (INT8 per channel + FP16 stem, 3.6 MB: under git's 5 MB line);
+    their SHA-256 is checked against the card."""
+    spec = get_spec("gend-lite-fp32")
+    assert spec.weights_path.stat().st_size < 5_000_000
+    model = create_model(spec)
     params = sum(p.numel() for p in model.parameters())
     assert params < 4_000_000 and model_macs(model, 224) < 0.5e9
     fresh = create_model(replace(get_spec("gend-lite-fp32"), weights=None))
     assert not torch.equal(model.head.linear.weight, fresh.head.linear.weight)
     p = torch.softmax(model(torch.zeros(1, 3, 224, 224)), -1)
     assert torch.allclose(p.sum(-1), torch.ones(1))
+
+
+def test_int8_storage_keeps_the_stem_float_and_round_trips_onto_its_grid():
+    """Weights go INT8 with one scale per output channel, the named stem and 1-D tensors FP16;
+    unpacking returns FP32 within half a step of the original, and packing the unpacked tensors
+    again changes nothing (the reference lies exactly on the stored grid)."""
+    torch.manual_seed(0)
+    state = {"stem.conv.weight": torch.randn(8, 3, 3, 3), "blocks.1.conv.weight": torch.randn(16, 8, 1, 1) * 3,
+             "blocks.10.conv.weight": torch.randn(4, 16, 3, 3), "blocks.1.bn.bias": torch.randn(16),
+             "blocks.1.bn.num_batches_tracked": torch.tensor(7)}
+    packed = pack_int8(state, keep_float=("stem", "blocks.1"))
+    assert packed["stem.conv.weight"].dtype == torch.float16
+    assert packed["blocks.1.conv.weight"].dtype == torch.float16
+    assert packed["blocks.10.conv.weight"].dtype == torch.int8  # "blocks.1" is not a prefix of block 10
+    assert packed["blocks.10.conv.weight" + SCALE_SUFFIX].shape == (4,)
+    assert packed["blocks.1.bn.num_batches_tracked"].dtype == torch.int64
+    restored = unpack_int8(packed)
+    assert set(restored) == set(state)
+    w, r = state["blocks.10.conv.weight"], restored["blocks.10.conv.weight"]
+    step = w.abs().flatten(1).amax(1) / 127
+    assert r.dtype == torch.float32 and ((w - r).abs().flatten(1).amax(1) <= step / 2 + 1e-6).all()
+    again = unpack_int8(pack_int8(restored, keep_float=("stem", "blocks.1")))
+    assert torch.allclose(again["blocks.10.conv.weight"], r, atol=1e-6)
+
+
+def test_int8_storage_with_a_scale_that_does_not_fit_is_refused():
+    packed = pack_int8({"a.weight": torch.randn(4, 4)})
+    packed["a.weight" + SCALE_SUFFIX] = torch.ones(3)
+    with pytest.raises(ArtifactError, match="one scale per output channel"):
+        unpack_int8(packed)
 
 
 def test_student_weights_that_are_missing_are_named():

@@ -49,8 +49,12 @@ from ..contract import DetectorModel
 from ..factory import create_model
 from ..flops import model_macs
 from ..gend.train import Items, autocast, capped, items_for, load_crops, resolve_device, threshold_at_fpr, weighted_for
+from ..tensors import pack_int8, stored_roundtrip
 
 THRESHOLD_FPR = 0.05
+STORAGE_NOTE = ("conv/linear weights stored INT8, symmetric, one FP32 scale per output channel; the stem "
+                "(export_hints().stem) and every other tensor FP16. Every student is put on that grid before it is "
+                "scored, so the folds, the threshold and the agreement are those of the stored weights")
 
 
 @dataclass(frozen=True)
@@ -214,8 +218,15 @@ def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: Teache
             steps.append({"epoch": epoch, "step": len(steps) + 1, **entry, "elapsed_s": round(time.time() - start, 1)})
             if len(steps) % 20 == 0 or len(steps) == total:
                 print(steps[-1], flush=True)
-    return student.eval().cpu(), {"seconds": round(time.time() - start, 1), "device": str(device),
+    student = student.eval().cpu()
+    stored_roundtrip(student, shipped_state(student), student.export_hints().stem)
+    return student, {"seconds": round(time.time() - start, 1), "device": str(device),
                                   "steps": len(steps), "items": int(len(idx)), "last": steps[-1] if steps else None}
+
+
+def shipped_state(student: DetectorModel) -> dict[str, torch.Tensor]:
+    """The tensors a distilled student ships (BatchNorm step counters are not weights)."""
+    return {k: v for k, v in student.trained_state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
 @torch.no_grad()
@@ -324,6 +335,33 @@ def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = N
     return card
 
 
+def restore(teacher: str, student: str, data_dir: Path, out_dir: Path | None = None) -> dict:
+    """Re-store a distilled student's tensors in today's format (:data:`STORAGE_NOTE`) without
+    training: the shipped weights are put on the storage grid, then the threshold and the
+    real-pool agreement are measured again on that grid, with how far the scores moved."""
+    t_spec, spec = get_spec(teacher), student_spec(student)
+    card = _read_card(spec)
+    if not card:
+        raise ValueError(f"{spec.name} has no model card to restore from: distil it first")
+    crops = load_crops(Path(data_dir), spec.preprocessing)
+    _, final = make_folds(crops.samples)
+    pool_images = crops.images[final.test]
+    model = create_model(spec)
+    before = student_scores(model, pool_images, spec)
+    stored_roundtrip(model, shipped_state(model), model.export_hints().stem)
+    pool = student_scores(model, pool_images, spec)
+    threshold = threshold_at_fpr(pool, THRESHOLD_FPR)
+    teacher_pool = student_scores(create_model(t_spec), pool_images, t_spec)
+    card["held_out"]["agreement_with_teacher_on_real_pool"] = agreement(pool, teacher_pool, threshold, t_spec.threshold)
+    card["threshold"]["value"] = round(threshold, 6)
+    card["weights_storage"] = STORAGE_NOTE
+    card["storage_change"] = {"from_sha256": card.get("trained_tensors", {}).get("sha256"),
+                              "against_previous_weights_on_real_pool": agreement(pool, before, threshold, spec.threshold),
+                              "note": "held-out folds were scored before this change (FP32 fold students)"}
+    _write(Path(out_dir) if out_dir else spec.weights_path.parent, spec, model, card)
+    return card
+
+
 def _means(folds: list[dict]) -> dict:
     keys = ("auc", "auc_teacher_fold", "auc_teacher_final", "auc_metadata_control")
     rows = [r for r in folds if not any(r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k])) for k in keys)]
@@ -370,7 +408,7 @@ def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agre
         "command": command,
         "seed": cfg.seed,
         "config": cfg.to_dict(),
-        "weights_storage": "every tensor stored FP16: the FP32 reference's weights lie on the FP16 grid",
+        "weights_storage": STORAGE_NOTE,
         "trained_on": {"device": log["device"], "machine": f"{platform.system()} {platform.machine()}",
                        "cpu": device_info().cpu_model, "final_train_seconds": log["seconds"]},
         "final_loss": log["last"],
@@ -381,8 +419,7 @@ def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agre
 
 def _write(out_dir: Path, spec: ModelSpec, model: DetectorModel, card: dict) -> None:
     weights = out_dir / spec.weights
-    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.trained_state_dict().items()
-               if not k.endswith("num_batches_tracked")}
+    tensors = pack_int8(shipped_state(model), model.export_hints().stem)
     with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp))
     card["trained_tensors"] = {"count": len(tensors), "sha256": sha256_file(weights)}
@@ -396,6 +433,8 @@ def _write_card(out_dir: Path, spec: ModelSpec, card: dict) -> None:
 
 def run(args) -> dict:
     """``deepfake-sdk distill`` / ``train gend-lite-...``: the family's training command."""
+    if getattr(args, "restore", False):
+        return restore(args.teacher, args.student, Path(args.data), Path(args.out) if args.out else None)
     cfg = DistillConfig(epochs=args.epochs, seed=args.seed, device=args.device,
                         folds="none" if args.no_eval else "family")
     command = (f"deepfake-sdk distill --teacher {args.teacher} --student {args.student} --data {args.data} "

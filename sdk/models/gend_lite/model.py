@@ -75,11 +75,11 @@ def build(spec: ModelSpec, pretrained: bool = True) -> Student:
 
 
 def load_distilled(model: Student, spec: ModelSpec) -> None:
-    """Every tensor of the student (stored FP16, so the FP32 reference lies on that grid)."""
+    """Every tensor of the student (conv/linear weights stored INT8 per channel, the stem FP16:
+    :func:`~deepfake_sdk.models.tensors.pack_int8`; the FP32 reference lies on that grid)."""
     path = spec.weights_path
-    stored = load_checked_tensors(
+    state = load_checked_tensors(
         spec, f"distil them with `deepfake-sdk distill --teacher gend-fp32 --student {spec.base_name} --data <data folder>`")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in stored.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
         raise ArtifactError(f"{path.name} does not fit this student: missing {missing[:3]}, unexpected {unexpected[:3]}")
