@@ -275,14 +275,25 @@ def exporter_fingerprint(target: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def model_code_fingerprint() -> str:
+    """SHA-256 of the model code (every family, backbone and layer under ``deepfake_sdk.models``):
+    the same weights traced from other code give another graph (an EfficientNet pad moved into
+    its conv halved LiteRT's INT8 layout ops), so an artifact from older model code is rebuilt."""
+    models = Path(importlib.util.find_spec("deepfake_sdk.models").origin).parent
+    digest = hashlib.sha256()
+    for file in sorted(models.rglob("*.py")):
+        digest.update(file.relative_to(models).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def recipe_key(spec: ModelSpec, target: str, recipe, calib, gate: Gate | None = None) -> str:
-    """What an artifact depends on: model, weights, target, recipe, calibration, build gate, SDK
-    and the exporter code."""
+    """What an artifact depends on: model, weights, target, recipe, calibration, build gate, SDK,
+    the exporter code and the model code."""
     weights = spec.weights_path
     parts = {
         "model": spec.base_name, "version": spec.version, "target": target, "recipe": recipe.key(),
         "calibration": calib.sha256 if calib is not None else None, "sdk": __version__,
-        "exporter": exporter_fingerprint(target),
+        "exporter": exporter_fingerprint(target), "model_code": model_code_fingerprint(),
         "weights": sha256_file(weights) if weights and weights.exists() else None,
         "preprocessing": spec.preprocessing.to_dict(),
     }

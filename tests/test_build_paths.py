@@ -178,3 +178,14 @@ def test_artifact_cache_key_follows_the_exporter_code(monkeypatch):
     assert export_module.exporter_fingerprint("onnx") != export_module.exporter_fingerprint("openvino")
     monkeypatch.setattr(export_module, "exporter_fingerprint", lambda target: "other-code")
     assert export_module.recipe_key(spec, "onnx", recipe, None) != before
+
+
+def test_artifact_cache_key_follows_the_model_code(monkeypatch):
+    """Same weights, other model code (a pad moved into its conv): another graph, so a rebuild."""
+    export_module = importlib.import_module("deepfake_sdk.export")
+    spec = get_spec("gend-lite-int8")
+    recipe = config_for("int8", "tflite", spec.int8_activations)
+    before = export_module.recipe_key(spec, "tflite", recipe, None)
+    assert len(export_module.model_code_fingerprint()) == 16
+    monkeypatch.setattr(export_module, "model_code_fingerprint", lambda: "other-model-code")
+    assert export_module.recipe_key(spec, "tflite", recipe, None) != before

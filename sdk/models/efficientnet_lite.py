@@ -43,10 +43,16 @@ STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
 
-def _same_padding(kernel: int, stride: int) -> nn.Module:
-    """TF "SAME" padding for an even input: ``(kernel - stride)`` pixels, the extra one after."""
+def _same_padding(kernel: int, stride: int) -> tuple[nn.Module, int]:
+    """TF "SAME" padding for an even input: ``(kernel - stride)`` pixels, the extra one after.
+
+    Returns ``(pad module, conv padding)``. Where the padding is symmetric (stride 1) it is the
+    convolution's own: an explicit pad there became, in LiteRT's INT8 graph, transpose + pad +
+    requantize + transpose around every depthwise conv (the graph is NCHW, the kernels NHWC)."""
     total = max(kernel - stride, 0)
-    return nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2))
+    if total % 2 == 0:
+        return nn.Identity(), total // 2
+    return nn.ZeroPad2d((total // 2, total - total // 2, total // 2, total - total // 2)), 0
 
 
 class ConvBN(nn.Module):
@@ -54,8 +60,8 @@ class ConvBN(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True):
         super().__init__()
-        self.pad = _same_padding(kernel, stride) if kernel > 1 else nn.Identity()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, bias=False, groups=groups)
+        self.pad, padding = _same_padding(kernel, stride)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding=padding, bias=False, groups=groups)
         self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
         self.act = nn.ReLU6() if act else nn.Identity()
 
@@ -69,7 +75,7 @@ class ConvBN(nn.Module):
             return
         scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
         folded = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, self.conv.kernel_size, self.conv.stride,
-                           groups=self.conv.groups, bias=True)
+                           padding=self.conv.padding, groups=self.conv.groups, bias=True)
         folded.weight.copy_(self.conv.weight * scale.reshape(-1, 1, 1, 1))
         folded.bias.copy_(self.bn.bias - self.bn.running_mean * scale)
         self.conv, self.bn = folded, nn.Identity()
