@@ -338,7 +338,9 @@ def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = N
 def restore(teacher: str, student: str, data_dir: Path, out_dir: Path | None = None) -> dict:
     """Re-store a distilled student's tensors in today's format (:data:`STORAGE_NOTE`) without
     training: the shipped weights are put on the storage grid, then the threshold and the
-    real-pool agreement are measured again on that grid, with how far the scores moved."""
+    real-pool agreement are measured again on that grid, with how far the scores moved. The
+    calibration profile is keyed by the tensors' SHA-256: record it again afterwards
+    (``deepfake-sdk calibration record <student>-fp32 --data ...``)."""
     t_spec, spec = get_spec(teacher), student_spec(student)
     card = _read_card(spec)
     if not card:
