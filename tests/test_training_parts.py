@@ -68,7 +68,8 @@ def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop, bu
     """Full recipe: every LayerNorm may change; budget: only the last block's and the final one."""
     from PIL import Image
 
-    from deepfake_sdk.models.gend.train import Items, TokenCache, TrainConfig, item_weights, train_budget, train_full
+    from deepfake_sdk.models.gend.train import TokenCache, TrainConfig, train_budget, train_full
+    from deepfake_sdk.training.items import Items, item_weights
     from deepfake_sdk.training.data import CropSet
     from deepfake_sdk.zoo import Preprocessing
 
@@ -97,7 +98,8 @@ def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop, bu
 
 
 def test_item_weights_balance_labels_and_upweight_generated_fakes():
-    from deepfake_sdk.models.gend.train import TrainConfig, item_weights
+    from deepfake_sdk.models.gend.train import TrainConfig
+    from deepfake_sdk.training.items import item_weights
 
     samples = [Sample("r", 0, "a", "g", "real"), Sample("s", 1, "b", "g", "faceswap"),
                Sample("d", 1, "c", "g", "diffusion")]
@@ -113,7 +115,8 @@ def test_uniformity_of_a_single_sample_is_zero_not_nan():
 
 
 def test_items_train_as_degraded_copies_and_score_as_clean_crops(astronaut_crop):
-    from deepfake_sdk.models.gend.train import BLEND, CROP, VIEW, TrainConfig, degraded, items_for, weighted_for
+    from deepfake_sdk.models.gend.train import TrainConfig
+    from deepfake_sdk.training.items import BLEND, CROP, VIEW, degraded, items_for, weighted_for
     from deepfake_sdk.training.data import CropSet
 
     samples = [Sample(f"{i}", i % 2, "s", f"g{i}", "diffusion" if i % 2 else "real") for i in range(8)]

@@ -26,34 +26,29 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from ... import jsonio
 from ...artifact import atomic_path, sha256_file
 from ...device import device_info
-from ...imageio import jpeg_roundtrip
 from ...paths import cache_dir
 from ...metrics import roc_auc
-from ...preprocess import to_batch
 from ...training.cards import attach_comparison
 from ...training.baselines import LogisticProbe, metadata_features
-from ...training.data import JPEG_QUALITY, CropSet, Sample, build_crops
+from ...training.data import CropSet
 from ...training.folds import Fold, make_folds
+from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.losses import alignment_loss, uniformity_loss
-from ...training.sbi import self_blend
+from ...training.runs import (THRESHOLD_FPR, TrainLog, autocast, log_step, per_source, pixels, resolve_device,
+                              summarize, threshold_at_fpr)
 from ...zoo import ModelSpec, Preprocessing, get_spec
 from ..backbones import backbone_provenance, create_backbone
 from .model import GenD
-
-MANIFESTS = ("manifest.csv", "manifest_extra.csv", "manifest_generated.csv")
-GENERATED_FAMILIES = ("gan_full_synthesis", "diffusion")
-THRESHOLD_FPR = 0.05  # decision threshold: this false-positive rate on the held-out real pool
 
 
 @dataclass(frozen=True)
@@ -84,133 +79,7 @@ class TrainConfig:
         return asdict(self)
 
 
-@dataclass
-class TrainLog:
-    steps: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    device: str = "cpu"
 
-
-def resolve_device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
-
-
-def autocast(device: torch.device):
-    """bf16 autocast where it is fast: CUDA, and CPUs with native bf16 (AVX-512 BF16, AMX);
-    elsewhere a no-op (emulated bf16 on AVX2 is slower than FP32)."""
-    fast_cpu = bool({"avx512_bf16", "amx_bf16"} & device_info().features)
-    enabled = device.type == "cuda" or (device.type == "cpu" and fast_cpu)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-# ------------------------------------------------------------------------------------ data
-
-
-def load_crops(data_dir: Path, pp: Preprocessing, manifests: tuple[str, ...] = MANIFESTS) -> CropSet:
-    """Aligned crops of every manifest present in ``data_dir``, as one set."""
-    parts = [build_crops(data_dir, pp.size, pp.margin, manifest=m) for m in manifests if (Path(data_dir) / m).is_file()]
-    if len(parts) == 1:
-        return parts[0]
-    return CropSet([s for p in parts for s in p.samples], np.concatenate([p.images for p in parts]),
-                   "+".join(p.manifest_sha256[:16] for p in parts), [k for p in parts for k in p.skipped],
-                   [f for p in parts for f in p.faces])
-
-
-def capped(samples: list[Sample], idx: np.ndarray, cap: int | None) -> np.ndarray:
-    """``idx`` with at most ``cap`` samples per (source, label), spread evenly over the rows."""
-    if cap is None:
-        return idx
-    by: dict[tuple[str, int], list[int]] = {}
-    for i in idx:
-        by.setdefault((samples[i].source, samples[i].label), []).append(int(i))
-    out = []
-    for rows in by.values():
-        step = max(1.0, len(rows) / cap)
-        out += [rows[int(k * step)] for k in range(min(cap, len(rows)))]
-    return np.array(sorted(out), dtype=int)
-
-
-CROP, VIEW, BLEND = 0, 1, 2  # Items.kind: a clean crop, a degraded copy of one, a self-blend
-
-
-@dataclass(frozen=True)
-class Items:
-    """What training sees: crops (by sample index), degraded copies of some, and self-blends of
-    real crops. Clean crops are also what a fold scores; a crop with a degraded copy trains as
-    that copy."""
-
-    images: np.ndarray  # (N, H, W, 3) uint8
-    labels: np.ndarray  # 1 = fake (dataset fakes and self-blends)
-    weights: np.ndarray  # per item, labels balanced
-    origin: np.ndarray  # sample index the item came from
-    kind: np.ndarray  # CROP, VIEW or BLEND
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def training(self) -> np.ndarray:
-        """Indices of the items that train: blends, views, and crops that have no view."""
-        viewed = set(self.origin[self.kind == VIEW].tolist())
-        crop_trains = (self.kind == CROP) & ~np.isin(self.origin, list(viewed))
-        return np.flatnonzero(crop_trains | (self.kind != CROP))
-
-
-def items_for(crops: CropSet, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> Items:
-    """The crops ``idx``, a degraded copy of a ``cfg.degrade`` share of them, and
-    ``cfg.sbi_per_real`` self-blends of each real one (degraded at the same rate), weighted."""
-    labels = crops.labels()[idx]
-    reals = idx[labels == 0]
-    viewed = idx[rng.random(len(idx)) < cfg.degrade]
-    views = [degraded(crops.images[i], rng) for i in viewed]
-    blends = [_self_blended(crops.images[i], rng, cfg.degrade) for _ in range(cfg.sbi_per_real) for i in reals]
-    images = np.concatenate([crops.images[idx], *(np.stack(part) for part in (views, blends) if part)])
-    origin = np.concatenate([idx, viewed, np.tile(reals, cfg.sbi_per_real)]).astype(int)
-    y = np.concatenate([labels, crops.labels()[viewed], np.ones(len(blends))]).astype(np.int64)
-    kind = np.repeat([CROP, VIEW, BLEND], [len(idx), len(views), len(blends)])
-    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin, kind)
-
-
-def _self_blended(crop: np.ndarray, rng: np.random.Generator, degrade: float = 0.0) -> np.ndarray:
-    fake = np.asarray(jpeg_roundtrip(Image.fromarray(self_blend(crop, rng)), JPEG_QUALITY))
-    return degraded(fake, rng) if rng.random() < degrade else fake
-
-
-def degraded(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A lower-quality copy of a crop: downscaled (to 30-100%) and back, re-encoded at JPEG
-    quality 40-95, sometimes greyscale. Applied alike to reals and fakes, it keeps image quality
-    from telling them apart (generated fakes are clean, many real photos are not)."""
-    img = Image.fromarray(crop)
-    side = max(16, int(round(img.width * rng.uniform(0.3, 1.0))))
-    img = img.resize((side, side), Image.Resampling.BILINEAR).resize(img.size, Image.Resampling.BILINEAR)
-    if rng.random() < 0.15:
-        img = img.convert("L").convert("RGB")
-    return np.asarray(jpeg_roundtrip(img, int(rng.integers(40, 96))))
-
-
-def item_weights(samples: list[Sample], origin: np.ndarray, labels: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """Generated-face fakes x ``generated_weight``; then reals and fakes rescaled to equal total
-    weight, mean 1."""
-    w = np.ones(len(labels))
-    generated = np.array([samples[o].family in GENERATED_FAMILIES for o in origin], dtype=bool) & (labels == 1)
-    w[generated] *= cfg.generated_weight
-    return balanced(w, labels)
-
-
-def weighted_for(items: Items, idx: np.ndarray) -> Items:
-    """``items`` whose weights are re-balanced over the items ``idx`` that train (0 elsewhere)."""
-    weights = np.zeros(len(items))
-    weights[idx] = balanced(items.weights[idx], items.labels[idx])
-    return replace(items, weights=weights)
-
-
-def balanced(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``weights`` rescaled so both labels carry half the total, mean 1."""
-    w = np.array(weights, dtype=np.float64)
-    for label in (0, 1):
-        mask = labels == label
-        if mask.any():
-            w[mask] *= 0.5 * len(labels) / w[mask].sum()
-    return w
 
 
 # --------------------------------------------------------------------------------- trainers
@@ -267,7 +136,7 @@ def train_full(model: GenD, crops: CropSet, idx: np.ndarray, cfg: TrainConfig, p
     train = items.training()
     items = weighted_for(items, train)
     with torch.no_grad(), autocast(device):
-        feats = torch.cat([model.features(_pixels(items.images[train[i : i + 64]], pp, device)).float().cpu()
+        feats = torch.cat([model.features(pixels(items.images[train[i : i + 64]], pp, device)).float().cpu()
                            for i in range(0, len(train), 64)])
     model.head.cpu()
     fit_head(model, feats, items.labels[train], items.weights[train], cfg)
@@ -287,22 +156,14 @@ def train_full(model: GenD, crops: CropSet, idx: np.ndarray, cfg: TrainConfig, p
             flip = rng.random(len(b)) < 0.5
             x[flip] = x[flip, :, ::-1]
             with autocast(device):
-                feats = model.backbone(_pixels(x, pp, device))
+                feats = model.backbone(pixels(x, pp, device))
             entry = _step(model, feats, items, b, cfg, opt, sched)
-            _log(log, epoch, len(log.steps) + 1, total, entry, start)
+            log_step(log, epoch, len(log.steps) + 1, total, entry, start)
     model.eval().cpu()
     log.seconds = time.time() - start
     return log
 
 
-def _pixels(images: np.ndarray, pp: Preprocessing, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(to_batch(np.ascontiguousarray(images), pp)).to(device)
-
-
-def _log(log: TrainLog, epoch: int, step: int, total: int, entry: dict, start: float, every: int = 20) -> None:
-    log.steps.append({"epoch": epoch, "step": step, **entry, "elapsed_s": round(time.time() - start, 1)})
-    if step % every == 0 or step == total:
-        print(log.steps[-1], flush=True)
 
 
 class TokenCache:
@@ -331,7 +192,7 @@ class TokenCache:
         chunks = []
         with torch.no_grad(), autocast(torch.device("cpu")):
             for i in range(0, len(images), batch):
-                chunks.append(backbone.tokens_before(_pixels(images[i : i + batch], pp, torch.device("cpu")),
+                chunks.append(backbone.tokens_before(pixels(images[i : i + batch], pp, torch.device("cpu")),
                                                      start).half())
                 if (i // batch) % 50 == 0:
                     print(f"[cache] {i + len(chunks[-1])}/{len(images)} crops, {time.time() - t0:.0f} s", flush=True)
@@ -371,7 +232,7 @@ def train_budget(model: GenD, cache: TokenCache, items: Items, idx: np.ndarray, 
             b = order[i : i + cfg.batch_size]
             feats = budget_features(model, cache, b, train=True, device=device)
             entry = _step(model, feats, items, b, cfg, opt, sched)
-            _log(log, epoch, len(log.steps) + 1, total, entry, start)
+            log_step(log, epoch, len(log.steps) + 1, total, entry, start)
     model.eval().cpu()
     log.seconds = time.time() - start
     return log
@@ -387,7 +248,7 @@ def budget_scores(model: GenD, cache: TokenCache, idx: np.ndarray) -> np.ndarray
 @torch.no_grad()
 def full_scores(model: GenD, images: np.ndarray, pp: Preprocessing, batch: int = 32) -> np.ndarray:
     model.eval()
-    out = [torch.softmax(model(_pixels(images[i : i + batch], pp, torch.device("cpu"))), -1)[:, 1]
+    out = [torch.softmax(model(pixels(images[i : i + batch], pp, torch.device("cpu"))), -1)[:, 1]
            for i in range(0, len(images), batch)]
     return torch.cat(out).numpy() if out else np.zeros(0)
 
@@ -458,7 +319,7 @@ class Experiment:
             model, every = untrained(self.spec), np.arange(len(self.crops.samples))
             with torch.no_grad():
                 if self.cache is None:
-                    feats = [model.features(_pixels(self.crops.images[i : i + 32], self.spec.preprocessing,
+                    feats = [model.features(pixels(self.crops.images[i : i + 32], self.spec.preprocessing,
                                                     torch.device("cpu"))).numpy() for i in range(0, len(every), 32)]
                 else:
                     items = self.crop_items(every)
@@ -483,22 +344,11 @@ def evaluate_fold(exp: Experiment, fold: Fold) -> dict:
     frozen = probe.predict(exp.frozen_features(fold.test))
     return {**fold.describe(exp.crops.samples), "auc": roc_auc(y_test, ours), "auc_frozen_probe": roc_auc(y_test, frozen),
             "auc_metadata_control": roc_auc(y_test, meta), "train_seconds": round(log.seconds, 1),
-            "test_sources": _per_source(exp.crops.samples, fold.test, ours)}
+            "test_sources": per_source(exp.crops.samples, fold.test, ours)}
 
 
-def _per_source(samples: list[Sample], idx: np.ndarray, scores: np.ndarray) -> dict:
-    """Mean fake score of each held-out source, by label: where a fold's errors come from."""
-    out: dict[str, dict] = {}
-    for i, score in zip(idx, scores):
-        entry = out.setdefault(f"{samples[i].source}:{'fake' if samples[i].label else 'real'}", {"n": 0, "sum": 0.0})
-        entry["n"] += 1
-        entry["sum"] += float(score)
-    return {k: {"n": v["n"], "mean_score": round(v["sum"] / v["n"], 4)} for k, v in sorted(out.items())}
 
 
-def threshold_at_fpr(real_scores: np.ndarray, fpr: float = THRESHOLD_FPR) -> float:
-    """The lowest threshold at which at most ``fpr`` of these real faces score fake."""
-    return float(np.quantile(real_scores, 1 - fpr, method="higher")) + 1e-6
 
 
 def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: str, evaluate: bool = True,
@@ -531,15 +381,6 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: st
     return card
 
 
-def summarize(results: list[dict]) -> dict:
-    """Mean AUC over the family folds and over the source folds, for each model of the card."""
-    out = {}
-    for kind in ("family", "source"):
-        rows = [r for r in results if r["kind"] == kind and not math.isnan(r["auc"])]
-        if rows:
-            out[kind] = {key: round(float(np.mean([r[key] for r in rows])), 4)
-                         for key in ("auc", "auc_frozen_probe", "auc_metadata_control")}
-    return out
 
 
 def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], log: TrainLog, threshold: float,

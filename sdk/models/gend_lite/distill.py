@@ -43,15 +43,16 @@ from ...paths import cache_dir
 from ...preprocess import to_batch
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
+from ...training.items import Items, capped, items_for, load_crops, weighted_for
+from ...training.runs import THRESHOLD_FPR, autocast, resolve_device, threshold_at_fpr
 from ...zoo import ModelSpec, get_spec, student_spec
 from ..backbones import backbone_provenance
 from ..contract import DetectorModel
 from ..factory import create_model
 from ..flops import model_macs
-from ..gend.train import Items, autocast, capped, items_for, load_crops, resolve_device, threshold_at_fpr, weighted_for
+
 from ..tensors import pack_int8, stored_roundtrip
 
-THRESHOLD_FPR = 0.05
 STORAGE_NOTE = ("conv/linear weights stored INT8, symmetric, one FP32 scale per output channel; the stem "
                 "(export_hints().stem) and every other tensor FP16. Every student is put on that grid before it is "
                 "scored, so the folds, the threshold and the agreement are those of the stored weights")

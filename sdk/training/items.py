@@ -1,0 +1,129 @@
+"""What a detector trains on: aligned crops of every manifest, degraded copies of some, and
+self-blends of the real ones, weighted so both labels (and the scarce generated fakes) count.
+
+Shared by every family's recipe (GenD's training, GenD-Lite's distillation, LFM, GenDF): the
+same universe of items, the same per-source cap, the same augmentation, so their model cards
+compare like with like.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..imageio import jpeg_roundtrip
+from ..zoo import Preprocessing
+from .data import JPEG_QUALITY, CropSet, Sample, build_crops
+from .sbi import self_blend
+
+MANIFESTS = ("manifest.csv", "manifest_extra.csv", "manifest_generated.csv")
+GENERATED_FAMILIES = ("gan_full_synthesis", "diffusion")
+
+
+def load_crops(data_dir: Path, pp: Preprocessing, manifests: tuple[str, ...] = MANIFESTS) -> CropSet:
+    """Aligned crops of every manifest present in ``data_dir``, as one set."""
+    parts = [build_crops(data_dir, pp.size, pp.margin, manifest=m) for m in manifests if (Path(data_dir) / m).is_file()]
+    if len(parts) == 1:
+        return parts[0]
+    return CropSet([s for p in parts for s in p.samples], np.concatenate([p.images for p in parts]),
+                   "+".join(p.manifest_sha256[:16] for p in parts), [k for p in parts for k in p.skipped],
+                   [f for p in parts for f in p.faces])
+
+
+def capped(samples: list[Sample], idx: np.ndarray, cap: int | None) -> np.ndarray:
+    """``idx`` with at most ``cap`` samples per (source, label), spread evenly over the rows."""
+    if cap is None:
+        return idx
+    by: dict[tuple[str, int], list[int]] = {}
+    for i in idx:
+        by.setdefault((samples[i].source, samples[i].label), []).append(int(i))
+    out = []
+    for rows in by.values():
+        step = max(1.0, len(rows) / cap)
+        out += [rows[int(k * step)] for k in range(min(cap, len(rows)))]
+    return np.array(sorted(out), dtype=int)
+
+
+CROP, VIEW, BLEND = 0, 1, 2  # Items.kind: a clean crop, a degraded copy of one, a self-blend
+
+
+@dataclass(frozen=True)
+class Items:
+    """What training sees: crops (by sample index), degraded copies of some, and self-blends of
+    real crops. Clean crops are also what a fold scores; a crop with a degraded copy trains as
+    that copy."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # 1 = fake (dataset fakes and self-blends)
+    weights: np.ndarray  # per item, labels balanced
+    origin: np.ndarray  # sample index the item came from
+    kind: np.ndarray  # CROP, VIEW or BLEND
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def training(self) -> np.ndarray:
+        """Indices of the items that train: blends, views, and crops that have no view."""
+        viewed = set(self.origin[self.kind == VIEW].tolist())
+        crop_trains = (self.kind == CROP) & ~np.isin(self.origin, list(viewed))
+        return np.flatnonzero(crop_trains | (self.kind != CROP))
+
+
+def items_for(crops: CropSet, idx: np.ndarray, cfg, rng: np.random.Generator) -> Items:
+    """The crops ``idx``, a degraded copy of a ``cfg.degrade`` share of them, and
+    ``cfg.sbi_per_real`` self-blends of each real one (degraded at the same rate), weighted."""
+    labels = crops.labels()[idx]
+    reals = idx[labels == 0]
+    viewed = idx[rng.random(len(idx)) < cfg.degrade]
+    views = [degraded(crops.images[i], rng) for i in viewed]
+    blends = [_self_blended(crops.images[i], rng, cfg.degrade) for _ in range(cfg.sbi_per_real) for i in reals]
+    images = np.concatenate([crops.images[idx], *(np.stack(part) for part in (views, blends) if part)])
+    origin = np.concatenate([idx, viewed, np.tile(reals, cfg.sbi_per_real)]).astype(int)
+    y = np.concatenate([labels, crops.labels()[viewed], np.ones(len(blends))]).astype(np.int64)
+    kind = np.repeat([CROP, VIEW, BLEND], [len(idx), len(views), len(blends)])
+    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin, kind)
+
+
+def _self_blended(crop: np.ndarray, rng: np.random.Generator, degrade: float = 0.0) -> np.ndarray:
+    fake = np.asarray(jpeg_roundtrip(Image.fromarray(self_blend(crop, rng)), JPEG_QUALITY))
+    return degraded(fake, rng) if rng.random() < degrade else fake
+
+
+def degraded(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A lower-quality copy of a crop: downscaled (to 30-100%) and back, re-encoded at JPEG
+    quality 40-95, sometimes greyscale. Applied alike to reals and fakes, it keeps image quality
+    from telling them apart (generated fakes are clean, many real photos are not)."""
+    img = Image.fromarray(crop)
+    side = max(16, int(round(img.width * rng.uniform(0.3, 1.0))))
+    img = img.resize((side, side), Image.Resampling.BILINEAR).resize(img.size, Image.Resampling.BILINEAR)
+    if rng.random() < 0.15:
+        img = img.convert("L").convert("RGB")
+    return np.asarray(jpeg_roundtrip(img, int(rng.integers(40, 96))))
+
+
+def item_weights(samples: list[Sample], origin: np.ndarray, labels: np.ndarray, cfg) -> np.ndarray:
+    """Generated-face fakes x ``generated_weight``; then reals and fakes rescaled to equal total
+    weight, mean 1."""
+    w = np.ones(len(labels))
+    generated = np.array([samples[o].family in GENERATED_FAMILIES for o in origin], dtype=bool) & (labels == 1)
+    w[generated] *= cfg.generated_weight
+    return balanced(w, labels)
+
+
+def weighted_for(items: Items, idx: np.ndarray) -> Items:
+    """``items`` whose weights are re-balanced over the items ``idx`` that train (0 elsewhere)."""
+    weights = np.zeros(len(items))
+    weights[idx] = balanced(items.weights[idx], items.labels[idx])
+    return replace(items, weights=weights)
+
+
+def balanced(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``weights`` rescaled so both labels carry half the total, mean 1."""
+    w = np.array(weights, dtype=np.float64)
+    for label in (0, 1):
+        mask = labels == label
+        if mask.any():
+            w[mask] *= 0.5 * len(labels) / w[mask].sum()
+    return w
