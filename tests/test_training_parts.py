@@ -68,7 +68,8 @@ def test_training_touches_only_layernorms_and_head(tiny_gend, astronaut_crop, bu
     """Full recipe: every LayerNorm may change; budget: only the last block's and the final one."""
     from PIL import Image
 
-    from deepfake_sdk.models.gend.train import TokenCache, TrainConfig, train_budget, train_full
+    from deepfake_sdk.models.gend.train import TrainConfig, train_budget, train_full
+    from deepfake_sdk.training.tokens import TokenCache
     from deepfake_sdk.training.items import Items, item_weights
     from deepfake_sdk.training.data import CropSet
     from deepfake_sdk.zoo import Preprocessing

@@ -60,6 +60,9 @@ class Items:
     weights: np.ndarray  # per item, labels balanced
     origin: np.ndarray  # sample index the item came from
     kind: np.ndarray  # CROP, VIEW or BLEND
+    # With ``items_for(..., masks=True)``: each self-blend's blending mask at half the crop's side
+    # (uint8, 255 = fully the altered copy), zero for every other item; else None.
+    masks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -71,24 +74,35 @@ class Items:
         return np.flatnonzero(crop_trains | (self.kind != CROP))
 
 
-def items_for(crops: CropSet, idx: np.ndarray, cfg, rng: np.random.Generator) -> Items:
+def items_for(crops: CropSet, idx: np.ndarray, cfg, rng: np.random.Generator, masks: bool = False) -> Items:
     """The crops ``idx``, a degraded copy of a ``cfg.degrade`` share of them, and
-    ``cfg.sbi_per_real`` self-blends of each real one (degraded at the same rate), weighted."""
+    ``cfg.sbi_per_real`` self-blends of each real one (degraded at the same rate), weighted;
+    with ``masks``, the self-blends' masks too (the same random draws either way)."""
     labels = crops.labels()[idx]
     reals = idx[labels == 0]
     viewed = idx[rng.random(len(idx)) < cfg.degrade]
     views = [degraded(crops.images[i], rng) for i in viewed]
-    blends = [_self_blended(crops.images[i], rng, cfg.degrade) for _ in range(cfg.sbi_per_real) for i in reals]
+    drawn = [_self_blended(crops.images[i], rng, cfg.degrade) for _ in range(cfg.sbi_per_real) for i in reals]
+    blends = [fake for fake, _ in drawn]
     images = np.concatenate([crops.images[idx], *(np.stack(part) for part in (views, blends) if part)])
     origin = np.concatenate([idx, viewed, np.tile(reals, cfg.sbi_per_real)]).astype(int)
     y = np.concatenate([labels, crops.labels()[viewed], np.ones(len(blends))]).astype(np.int64)
     kind = np.repeat([CROP, VIEW, BLEND], [len(idx), len(views), len(blends)])
-    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin, kind)
+    mask_array = None
+    if masks:
+        side = crops.images.shape[1] // 2
+        mask_array = np.zeros((len(y), side, side), np.uint8)
+        for row, (_, mask) in zip(np.flatnonzero(kind == BLEND), drawn):
+            mask_array[row] = np.asarray(Image.fromarray(mask).resize((side, side), Image.Resampling.BOX))
+    return Items(images, y, item_weights(crops.samples, origin, y, cfg), origin, kind, mask_array)
 
 
-def _self_blended(crop: np.ndarray, rng: np.random.Generator, degrade: float = 0.0) -> np.ndarray:
-    fake = np.asarray(jpeg_roundtrip(Image.fromarray(self_blend(crop, rng)), JPEG_QUALITY))
-    return degraded(fake, rng) if rng.random() < degrade else fake
+def _self_blended(crop: np.ndarray, rng: np.random.Generator, degrade: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A self-blend of ``crop`` (JPEG re-encoded, sometimes degraded) and its mask (uint8 HxW)."""
+    fake, mask = self_blend(crop, rng, return_mask=True)
+    fake = np.asarray(jpeg_roundtrip(Image.fromarray(fake), JPEG_QUALITY))
+    mask = np.clip(mask[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)
+    return (degraded(fake, rng) if rng.random() < degrade else fake), mask
 
 
 def degraded(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:

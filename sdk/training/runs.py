@@ -63,11 +63,12 @@ def threshold_at_fpr(real_scores: np.ndarray, fpr: float = THRESHOLD_FPR) -> flo
 
 
 def summarize(results: list[dict]) -> dict:
-    """Mean AUC over the family folds and over the source folds, for each model of the card."""
+    """Mean AUC over the family folds and over the source folds, for each model of the card (a
+    family without a pretrained backbone has no frozen-probe column)."""
     out = {}
     for kind in ("family", "source"):
         rows = [r for r in results if r["kind"] == kind and not math.isnan(r["auc"])]
         if rows:
             out[kind] = {key: round(float(np.mean([r[key] for r in rows])), 4)
-                         for key in ("auc", "auc_frozen_probe", "auc_metadata_control")}
+                         for key in ("auc", "auc_frozen_probe", "auc_metadata_control") if key in rows[0]}
     return out

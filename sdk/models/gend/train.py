@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ... import jsonio
 from ...artifact import atomic_path, sha256_file
 from ...device import device_info
-from ...paths import cache_dir
 from ...metrics import roc_auc
 from ...training.cards import attach_comparison
 from ...training.baselines import LogisticProbe, metadata_features
@@ -44,6 +43,7 @@ from ...training.data import CropSet
 from ...training.folds import Fold, make_folds
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.losses import alignment_loss, uniformity_loss
+from ...training.tokens import TokenCache
 from ...training.runs import (THRESHOLD_FPR, TrainLog, autocast, log_step, per_source, pixels, resolve_device,
                               summarize, threshold_at_fpr)
 from ...zoo import ModelSpec, Preprocessing, get_spec
@@ -164,39 +164,6 @@ def train_full(model: GenD, crops: CropSet, idx: np.ndarray, cfg: TrainConfig, p
     return log
 
 
-
-
-class TokenCache:
-    """Tokens entering block ``start`` of a frozen backbone for every item, computed once and
-    stored FP16: the budget recipe's frozen prefix, shared by every fold (and by later runs:
-    kept on disk under the cache, keyed by backbone, block and the items' pixels). Computed
-    under bf16 autocast where that is fast (3.5x on an AVX-512 BF16 CPU); the card records how
-    closely scores through the cache track the FP32 model."""
-
-    def __init__(self, backbone, images: np.ndarray, start: int, pp: Preprocessing, batch: int = 16,
-                 key: str | None = None):
-        self.start = start
-        t0 = time.time()
-        path = cache_dir() / "tokens" / f"{key}-b{start}.safetensors" if key else None
-        if path is not None and path.is_file():
-            self.tokens = load_file(str(path))["tokens"]
-        else:
-            self.tokens = self._compute(backbone, images, start, pp, batch, t0)
-            if path is not None:
-                with atomic_path(path) as tmp:
-                    save_file({"tokens": self.tokens.contiguous()}, str(tmp))
-        self.seconds = time.time() - t0
-
-    @staticmethod
-    def _compute(backbone, images: np.ndarray, start: int, pp: Preprocessing, batch: int, t0: float) -> torch.Tensor:
-        chunks = []
-        with torch.no_grad(), autocast(torch.device("cpu")):
-            for i in range(0, len(images), batch):
-                chunks.append(backbone.tokens_before(pixels(images[i : i + batch], pp, torch.device("cpu")),
-                                                     start).half())
-                if (i // batch) % 50 == 0:
-                    print(f"[cache] {i + len(chunks[-1])}/{len(images)} crops, {time.time() - t0:.0f} s", flush=True)
-        return torch.cat(chunks)
 
 
 def budget_features(model: GenD, cache: TokenCache, idx: np.ndarray, train: bool = False,
@@ -434,9 +401,10 @@ def _write(out_dir: Path, spec: ModelSpec, tensors: dict, card: dict) -> None:
 def run(args) -> dict:
     """``deepfake-sdk train gend-...-fp32``: the family's training command."""
     spec = get_spec(args.model)
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device, budget_blocks=args.budget_blocks)
+    epochs = 3 if args.epochs is None else args.epochs
+    cfg = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, budget_blocks=args.budget_blocks)
     out = Path(args.out) if args.out else spec.weights_path.parent
-    command = (f"deepfake-sdk train {spec.name} --data {args.data} --epochs {args.epochs} --seed {args.seed}"
+    command = (f"deepfake-sdk train {spec.name} --data {args.data} --epochs {epochs} --seed {args.seed}"
                + (f" --budget-blocks {args.budget_blocks}" if args.budget_blocks is not None else "")
                + (" --no-eval" if args.no_eval else "") + "".join(f" --compare {c}" for c in args.compare or ()))
     others = [json.loads(Path(c).read_text()) for c in args.compare or ()]
