@@ -47,6 +47,14 @@ class DetectorModel(nn.Module):
     """Base of every family's full-precision model: ``forward(pixels) -> logits (B, 2)``,
     class 1 is *fake*; pixels are preprocessed as the zoo spec says."""
 
+    # What :meth:`explain` draws ("patch-attribution", "salience", ...); empty: no heatmap.
+    heatmap_kind: str = ""
+
+    def explain(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(B, h, w)`` evidence of *fake* on a grid that tiles the crop exactly (cell ``(i, j)``
+        covers ``crop/h`` pixels from ``i*crop/h``), larger = more fake; see ``deepfake_sdk.explain``."""
+        raise NotImplementedError(f"{type(self).__name__} draws no heatmap")
+
     def logits_and_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the unit-norm feature the head reads, from one forward pass."""
         raise NotImplementedError

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contract import ExportHints
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -247,3 +249,17 @@ class VisionTransformer(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """CLS feature, shape ``(B, hidden_size)``."""
         return self.forward_tokens(pixels)[:, 0]
+
+
+def vit_export_hints(vit: VisionTransformer, prefix: str = "backbone", smoothing: bool = True) -> ExportHints:
+    """Export hints of a model whose quantized part is this ViT at ``prefix``: the patch embedding
+    (and pre-norm) as the stem, the encoder as the blocks, and, with ``smoothing``, each block's
+    LayerNorm -> the Linears it feeds for SmoothQuant."""
+    pairs = []
+    for i in range(len(vit.encoder.layer)):
+        base = f"{prefix}.encoder.layer.{i}"
+        pairs.append((f"{base}.norm1", tuple(f"{base}.attention.attention.{p}" for p in ("query", "key", "value"))))
+        pairs.append((f"{base}.norm2", (f"{base}.mlp.fc1",)))
+    stem = (f"{prefix}.embeddings",) + ((f"{prefix}.pre_layernorm",) if vit.pre_layernorm is not None else ())
+    return ExportHints(quantized=prefix, stem=stem, blocks=f"{prefix}.encoder",
+                       smoothing=tuple(pairs) if smoothing else ())

@@ -17,7 +17,7 @@ from ...zoo import ModelSpec
 from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
 from ..tensors import load_checked_tensors
-from ..vit import VisionTransformer
+from ..vit import VisionTransformer, vit_export_hints
 
 
 class LinearNormHead(nn.Module):
@@ -31,8 +31,21 @@ class LinearNormHead(nn.Module):
         return self.linear(F.normalize(features, p=2, dim=-1))
 
 
+def patch_attribution(tokens: torch.Tensor, head: LinearNormHead) -> torch.Tensor:
+    """Each final patch token, unit-normalised as the CLS feature is, against the head's
+    fake-minus-real direction: ``(B, 1 + g*g, D) -> (B, g, g)``. The head reads only the CLS
+    token, so this says which patches carry what the head calls fake, not how much each moved
+    the score."""
+    direction = head.linear.weight[1] - head.linear.weight[0]
+    cells = F.normalize(tokens[:, 1:], p=2, dim=-1) @ direction
+    side = int(round(cells.shape[1] ** 0.5))
+    return cells.reshape(cells.shape[0], side, side)
+
+
 class GenD(DetectorModel):
     """``forward(pixels) -> logits (B, 2)``; class 1 is *fake*."""
+
+    heatmap_kind = "patch-attribution"
 
     def __init__(self, backbone: VisionTransformer, num_classes: int = 2):
         super().__init__()
@@ -50,15 +63,12 @@ class GenD(DetectorModel):
         feats = self.backbone(pixels)
         return self.head(feats), F.normalize(feats, p=2, dim=-1)
 
+    @torch.no_grad()
+    def explain(self, pixels: torch.Tensor) -> torch.Tensor:
+        return patch_attribution(self.backbone.forward_tokens(pixels), self.head)
+
     def export_hints(self) -> ExportHints:
-        blocks = self.backbone.encoder.layer
-        pairs = []
-        for i, block in enumerate(blocks):
-            base = f"backbone.encoder.layer.{i}"
-            pairs.append((f"{base}.norm1", tuple(f"{base}.attention.attention.{p}" for p in ("query", "key", "value"))))
-            pairs.append((f"{base}.norm2", (f"{base}.mlp.fc1",)))
-        stem = ("backbone.embeddings",) + (("backbone.pre_layernorm",) if self.backbone.pre_layernorm is not None else ())
-        return ExportHints(quantized="backbone", stem=stem, blocks="backbone.encoder", smoothing=tuple(pairs))
+        return vit_export_hints(self.backbone)
 
     def fix_input_size(self, size: int) -> None:
         self.backbone.embeddings.resize_to(size // self.backbone.config.patch_size)

@@ -17,8 +17,8 @@ from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
 from ..efficientnet_lite import EfficientNetLite
 from ..tensors import load_checked_tensors
-from ..gend.model import LinearNormHead
-from ..vit import VisionTransformer
+from ..gend.model import LinearNormHead, patch_attribution
+from ..vit import VisionTransformer, vit_export_hints
 
 
 EARLY_FLOAT_LAYERS = ("backbone.stem", "backbone.blocks.0", "backbone.blocks.1")
@@ -31,6 +31,21 @@ class Student(DetectorModel):
         super().__init__()
         self.backbone = backbone
         self.head = LinearNormHead(backbone.feature_dim, num_classes)
+        self.heatmap_kind = "class-activation" if isinstance(backbone, EfficientNetLite) else (
+            "patch-attribution" if isinstance(backbone, VisionTransformer) else "")
+
+    @torch.no_grad()
+    def explain(self, pixels: torch.Tensor) -> torch.Tensor:
+        """CNN: each position's exact share of the fake-minus-real logit (the pooled feature is a
+        mean of positions and the head is linear on its unit vector); ViT: GenD's patch attribution."""
+        if isinstance(self.backbone, VisionTransformer):
+            return patch_attribution(self.backbone.forward_tokens(pixels), self.head)
+        if not isinstance(self.backbone, EfficientNetLite):
+            return super().explain(pixels)
+        maps = self.backbone.feature_map(pixels)
+        norm = maps.mean(dim=(2, 3)).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+        direction = self.head.linear.weight[1] - self.head.linear.weight[0]
+        return torch.einsum("bchw,c->bhw", maps, direction) / (maps.shape[2] * maps.shape[3] * norm)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(pixels))
@@ -49,8 +64,7 @@ class Student(DetectorModel):
             # conv weights together) for 3% of the MACs.
             return ExportHints(quantized="backbone", stem=EARLY_FLOAT_LAYERS)
         if isinstance(self.backbone, VisionTransformer):
-            stem = ("backbone.embeddings",) + (("backbone.pre_layernorm",) if self.backbone.pre_layernorm is not None else ())
-            return ExportHints(quantized="backbone", stem=stem, blocks="backbone.encoder")
+            return vit_export_hints(self.backbone, smoothing=False)
         return ExportHints(quantized="backbone")
 
     def fold_for_inference(self) -> None:
