@@ -20,31 +20,26 @@ pool, and where and how long training ran.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import math
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from ... import jsonio
-from ...artifact import atomic_path, sha256_file
-from ...device import device_info
 from ...metrics import roc_auc
 from ...training.cards import attach_comparison
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.data import CropSet
 from ...training.folds import Fold, make_folds
+from ...training.records import provenance, threshold_entry, write_trained
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.losses import alignment_loss, uniformity_loss
 from ...training.tokens import TokenCache
-from ...training.runs import (THRESHOLD_FPR, TrainLog, autocast, log_step, per_source, pixels, resolve_device,
+from ...training.runs import (TrainLog, autocast, log_step, per_source, pixels, resolve_device,
                               summarize, threshold_at_fpr)
 from ...zoo import ModelSpec, Preprocessing, get_spec
 from ..backbones import backbone_provenance, create_backbone
@@ -344,7 +339,7 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: st
     card["held_out"]["cached_vs_fp32_scores"] = agreement
     for other in compare:
         attach_comparison(card, other)
-    _write(Path(out_dir), spec, model.trained_state_dict(), card)
+    write_trained(Path(out_dir), spec, model.trained_state_dict(), card)
     return card
 
 
@@ -371,31 +366,10 @@ def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], 
                  "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
         "held_out": {"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
                      "folds": results, "mean": summarize(results)},
-        "threshold": {"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
-                      "on": f"{len(final.test)} held-out real faces (the real pool; not trained on)",
-                      "pool_fpr_at_0.5": float(np.mean(pool_scores >= 0.5))},
-        "command": command,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "trained_on": {"device": log.device, "machine": f"{platform.system()} {platform.machine()}",
-                       "cpu": device_info().cpu_model, "final_train_seconds": round(log.seconds, 1),
-                       "token_cache_seconds": round(exp.cache.seconds, 1) if exp.cache else None,
-                       "total_seconds": round(seconds, 1)},
-        "final_loss": log.steps[-1] if log.steps else None,
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        "threshold": threshold_entry(threshold, pool_scores),
+        **provenance(command, cfg.seed, cfg.to_dict(), log, seconds,
+                     token_cache_seconds=exp.cache.seconds if exp.cache else None),
     }
-
-
-def _write(out_dir: Path, spec: ModelSpec, tensors: dict, card: dict) -> None:
-    weights = out_dir / spec.weights
-    with atomic_path(weights) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    card["trained_tensors"] = {"count": len(tensors), "parameters": int(sum(v.numel() for v in tensors.values())),
-                               "sha256": sha256_file(weights)}
-    with atomic_path(out_dir / spec.card_path.name) as tmp:
-        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
 
 
 def run(args) -> dict:

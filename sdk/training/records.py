@@ -1,0 +1,59 @@
+"""What a training recipe writes: its tensors, then the model card that vouches for them.
+
+Shared by every family's recipe (GenD, LFM, GenDF), so each card records its threshold, its
+provenance and its tensors' checksum the same way (``cards.py`` stays torch-free: the zoo reads
+cards at import).
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from .. import jsonio
+from ..artifact import atomic_path, sha256_file
+from ..device import device_info
+from ..zoo import ModelSpec
+from .runs import THRESHOLD_FPR, TrainLog
+
+
+def threshold_entry(threshold: float, pool_scores: np.ndarray) -> dict:
+    """The card's decision threshold: chosen for a stated false-positive rate on the held-out
+    real pool, and what 0.5 would have given there."""
+    return {"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
+            "on": f"{len(pool_scores)} held-out real faces (the real pool; not trained on)",
+            "pool_fpr_at_0.5": float(np.mean(pool_scores >= 0.5))}
+
+
+def provenance(command: str, seed: int, config: dict, log: TrainLog, total_seconds: float, **timings) -> dict:
+    """Where, when, how and with what a card's tensors were trained (``timings``: further
+    ``*_seconds`` entries of ``trained_on``)."""
+    return {
+        "command": command,
+        "seed": seed,
+        "config": config,
+        "trained_on": {"device": log.device, "machine": f"{platform.system()} {platform.machine()}",
+                       "cpu": device_info().cpu_model, "final_train_seconds": round(log.seconds, 1),
+                       **{k: (round(v, 1) if v is not None else None) for k, v in timings.items()},
+                       "total_seconds": round(total_seconds, 1)},
+        "final_loss": log.steps[-1] if log.steps else None,
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_trained(out_dir: Path, spec: ModelSpec, tensors: dict[str, torch.Tensor], card: dict) -> None:
+    """The tensors (safetensors) and then their card, which records their count and SHA-256 (what
+    loading checks), each written whole or not at all."""
+    weights = out_dir / spec.weights
+    with atomic_path(weights) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+    card["trained_tensors"] = {"count": len(tensors), "parameters": int(sum(v.numel() for v in tensors.values())),
+                               "sha256": sha256_file(weights)}
+    with atomic_path(out_dir / spec.card_path.name) as tmp:
+        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
