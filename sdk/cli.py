@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--all-faces", action="store_true", help="score every face, not only the largest")
     pr.add_argument("--json", action="store_true", help="JSON lines for machines")
     pr.add_argument("--truth", help="CSV (file,label[,what]) of known labels: adds a column and a summary line")
+    pr.add_argument("--explain", metavar="DIR",
+                    help="draw each face's heatmap over its aligned crop into DIR (PNG); --json rows carry the grid")
     pr.set_defaults(func=cmd_predict)
 
     cd = sub.add_parser("card", help="a model's card: held-out AUC per fold beside the controls, threshold, data")
@@ -77,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model's small trained part (its family's recipe) + model card")
     tr.add_argument("model", help="full-precision zoo name, e.g. gend-clip-b16-fp32 (a family name means its default)")
     tr.add_argument("--data", required=True, help="folder with manifest.csv (+ manifest_extra.csv, manifest_generated.csv)")
-    tr.add_argument("--epochs", type=int, default=3)
+    tr.add_argument("--epochs", type=int, default=None, help="default: the family recipe's (GenD 3, LFM 10)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default=None, help="where to write tensors + card (default: the family's weights/)")
     tr.add_argument("--device", default="auto", help="torch device (default: cuda when present, else cpu)")
@@ -183,7 +185,8 @@ def cmd_predict(args) -> int:
     rows = []
     for image in _expand(args.images):
         try:
-            rows.append(det.predict(image, all_faces=args.all_faces).to_dict())
+            prediction = det.predict(image, all_faces=args.all_faces, explain=bool(args.explain))
+            rows.append(_with_drawn_heatmaps(prediction, Path(args.explain)) if args.explain else prediction.to_dict())
         except InvalidImageError as exc:
             rows.append({"source": image, "error": str(exc), "model": det.spec.name, "runtime": det.runtime})
     truth = read_truth(Path(args.truth)) if args.truth else {}
@@ -198,6 +201,19 @@ def cmd_predict(args) -> int:
         if truth:
             print(truth_summary(rows, det.spec.threshold))
     return EXIT_ERROR if any("error" in r for r in rows) else EXIT_OK
+
+
+def _with_drawn_heatmaps(prediction, out_dir: Path) -> dict:
+    """``prediction.to_dict()``, each face's heatmap drawn over its crop into ``out_dir``
+    (``<image stem>.face<i>.png``) and the file named in its row."""
+    row = prediction.to_dict()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, (face, face_row) in enumerate(zip(prediction.faces, row["faces"])):
+        path = out_dir / f"{Path(str(prediction.source)).stem or 'image'}.face{i}.png"
+        with atomic_path(path) as tmp:
+            face.heatmap.overlay().save(tmp, format="PNG")
+        face_row["heatmap_png"] = str(path)
+    return row
 
 
 def read_truth(path: Path) -> dict[str, dict]:

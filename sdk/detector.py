@@ -6,17 +6,19 @@ that maps a batch to logits: the PyTorch reference or any runtime of an exported
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterable, Protocol
 
 import numpy as np
 import torch  # MTCNN (faces) needs it too
 
-from .errors import NonFiniteOutputError
+from .errors import NonFiniteOutputError, UsageError
+from .explain import Heatmap
 from .faces import FacePipeline
 from .imageio import ImageInput, describe, load_image
 from .preprocess import prepare_crop, to_batch
-from .zoo import ModelSpec
+from .models.factory import create_model
+from .zoo import ModelSpec, get_spec
 
 
 class Backend(Protocol):
@@ -33,10 +35,18 @@ class FaceScore:
     score: float
     label: str
     detector_confidence: float
+    heatmap: Heatmap | None = field(default=None, repr=False, compare=False)  # with ``explain=True``
 
     def __repr__(self) -> str:
         box = ", ".join(f"{v:.0f}" for v in self.box)
         return f"FaceScore({self.label} p_fake={self.score:.3f} box=({box}))"
+
+    def to_dict(self) -> dict:
+        out = {"box": list(self.box), "score": self.score, "label": self.label,
+               "detector_confidence": self.detector_confidence}
+        if self.heatmap is not None:
+            out["heatmap"] = self.heatmap.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,8 @@ class Prediction:
         return self.faces[0].box if self.faces else None
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("extra")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "faces")}
+        out["faces"] = [face.to_dict() for face in self.faces]
         return out
 
     def __repr__(self) -> str:
@@ -81,20 +91,24 @@ class Detector:
         self.artifact = artifact
         pp = spec.preprocessing
         self.faces = FacePipeline(size=pp.size, margin=pp.margin)
+        self._explainer = None  # the FP32 reference that draws heatmaps, built on first use
 
     def __repr__(self) -> str:
         return f"Detector(model={self.spec.name}, runtime={self.runtime})"
 
-    def predict(self, image: ImageInput, all_faces: bool = False) -> Prediction:
-        """Score one image: a path, bytes, PIL image or RGB array (H x W x 3, uint8)."""
+    def predict(self, image: ImageInput, all_faces: bool = False, explain: bool = False) -> Prediction:
+        """Score one image: a path, bytes, PIL image or RGB array (H x W x 3, uint8). With
+        ``explain``, each face also carries a :class:`~deepfake_sdk.explain.Heatmap` on its crop."""
         start = time.perf_counter()
         pil = load_image(image)
         faces = self.faces.faces(pil, all_faces=all_faces)
-        scores = self.score_crops(np.stack([prepare_crop(f.crop, self.spec.preprocessing) for f in faces])) if faces else []
+        crops = np.stack([prepare_crop(f.crop, self.spec.preprocessing) for f in faces]) if faces else None
+        scores = self.score_crops(crops) if faces else []
+        maps = self.explain_crops(crops) if explain and faces else [None] * len(faces)
         thr = self.spec.threshold
         face_scores = tuple(
-            FaceScore(tuple(round(v, 1) for v in f.box), float(s), _label(s, thr), round(f.confidence, 4))
-            for f, s in zip(faces, scores)
+            FaceScore(tuple(round(v, 1) for v in f.box), float(s), _label(s, thr), round(f.confidence, 4), heatmap=h)
+            for f, s, h in zip(faces, scores, maps)
         )
         score = max((f.score for f in face_scores), default=None)
         return Prediction(
@@ -107,6 +121,25 @@ class Detector:
             source=describe(image),
             threshold=thr,
         )
+
+    def explain_crops(self, crops: np.ndarray) -> list[Heatmap]:
+        """A heatmap for each aligned, prepared uint8 crop ``(N, H, W, 3)``, from the FP32 reference:
+        exported graphs output logits only, so an artifact's detector draws its maps with the
+        reference of the same trained tensors."""
+        model = self._reference()
+        kind = getattr(model, "heatmap_kind", "")
+        if not kind:
+            raise UsageError(f"{self.spec.name} has no heatmap: its family does not explain its scores")
+        with torch.inference_mode():
+            grids = model.explain(torch.from_numpy(to_batch(crops, self.spec.preprocessing))).float().numpy()
+        return [Heatmap(g, kind, crops.shape[1], "pytorch", crop=c) for g, c in zip(grids, crops)]
+
+    def _reference(self):
+        if isinstance(self.backend, TorchBackend):
+            return self.backend.model
+        if self._explainer is None:
+            self._explainer = create_model(get_spec(f"{self.spec.base_name}-fp32"))
+        return self._explainer
 
     def predict_batch(self, images: Iterable[ImageInput], all_faces: bool = False) -> list[Prediction]:
         return [self.predict(image, all_faces=all_faces) for image in images]

@@ -140,3 +140,37 @@ def reference(holdout_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "gend"
     assert main(["reference", "build", "gend-int8", "--data", str(holdout_data), "--out", str(out)]) == 0
     return Reference.load(out)
+
+
+@pytest.fixture(scope="session")
+def unseen_real_crops(maybe_shared_data, tmp_path_factory, astronaut_crop) -> np.ndarray:
+    """Aligned crops of up to 16 real faces no shipped model trained or calibrated on: the real
+    pool of ../shared/data (sources held out of every family's training, training.folds), spread
+    over its sources; without the data folder, variants of the packaged face."""
+    if maybe_shared_data is None:
+        return augmented_crops(astronaut_crop, 224, 8)
+    import csv
+
+    from deepfake_sdk.training.data import build_crops, read_manifest
+    from deepfake_sdk.training.folds import real_pool
+    from deepfake_sdk.training.items import MANIFESTS
+
+    rows = []
+    for name in MANIFESTS:
+        if (maybe_shared_data / name).is_file():
+            with open(maybe_shared_data / name, newline="") as fh:
+                rows += list(csv.DictReader(fh))
+    samples = [s for name in MANIFESTS if (maybe_shared_data / name).is_file()
+               for s in read_manifest(maybe_shared_data / name)]
+    pool = set(real_pool(samples))
+    by_source: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["source"] in pool and row["label"] == "real":
+            by_source.setdefault(row["source"], []).append({**row, "path": str(maybe_shared_data / row["path"])})
+    picked = [group[0] for group in by_source.values()] + [group[-1] for group in by_source.values() if len(group) > 1]
+    folder = tmp_path_factory.mktemp("unseen_real")
+    with open(folder / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked[:16])
+    return build_crops(folder, 224, 1.3).images

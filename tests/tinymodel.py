@@ -8,7 +8,7 @@ import torch
 
 from deepfake_sdk.models.backbones import register_backbone
 from deepfake_sdk.models.vit import ViTConfig, VisionTransformer
-from deepfake_sdk.zoo import ModelSpec, Preprocessing, list_models, register_model, with_precision
+from deepfake_sdk.zoo import ModelSpec, Preprocessing, get_spec, list_models, register_model, with_precision
 
 NAME = "tinygend"
 SIZE = 56
@@ -35,3 +35,18 @@ def register() -> str:
         register_model(spec)
         register_model(with_precision(spec, "int8"))
     return f"{NAME}-int8"
+
+
+def register_families() -> dict[str, str]:
+    """Tiny random LFM and GenDF entries (``tinylfm-*``, ``tinygendf-*``): every family's graph
+    through every target in seconds. Returns family -> FP32 name."""
+    register()
+    names = {"lfm": "tinylfm-fp32", "gendf": "tinygendf-fp32"}
+    if names["lfm"] not in list_models():
+        for family, name in names.items():
+            spec = ModelSpec(name=name, family=family, backbone="test-tiny-vit", weights=None, precision="fp32",
+                             preprocessing=Preprocessing(size=SIZE), description=f"tiny random {family} for tests",
+                             int8_activations=get_spec(f"{family}-fp32").int8_activations)  # as the shipped entry
+            register_model(spec)
+            register_model(with_precision(spec, "int8"))
+    return names
