@@ -115,3 +115,17 @@ def test_shipped_lfm_loads_checked_and_its_card_counts_its_parameters():
     assert card["parameters"]["total"] == sum(p.numel() for p in model.parameters())
     assert 0.0 < spec.threshold < 1.0 and spec.threshold == pytest.approx(card["threshold"]["value"])
     assert {"family", "source"} <= set(card["held_out"]["mean"]), "held-out family and source AUCs"
+
+
+def test_the_card_records_the_command_that_ran_and_writes_where_asked(tmp_path):
+    import argparse
+
+    from deepfake_sdk.training.records import output_dir, train_command
+    from deepfake_sdk.zoo import get_spec
+
+    spec = get_spec("lfm-fp32")
+    args = argparse.Namespace(model="lfm-fp32", data="../shared/data", seed=3, epochs=None, no_eval=True, out=None)
+    assert train_command(args) == "deepfake-sdk train lfm-fp32 --data ../shared/data --seed 3 --no-eval"
+    assert output_dir(args, spec) == spec.weights_path.parent
+    args.epochs, args.no_eval, args.out = 2, False, str(tmp_path)
+    assert train_command(args).endswith("--seed 3 --epochs 2") and output_dir(args, spec) == tmp_path

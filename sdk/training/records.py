@@ -57,3 +57,14 @@ def write_trained(out_dir: Path, spec: ModelSpec, tensors: dict[str, torch.Tenso
                                "sha256": sha256_file(weights)}
     with atomic_path(out_dir / spec.card_path.name) as tmp:
         tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+
+
+def train_command(args) -> str:
+    """The ``deepfake-sdk train`` line a card records, from the parsed arguments that ran it."""
+    return (f"deepfake-sdk train {args.model} --data {args.data} --seed {args.seed}"
+            + (f" --epochs {args.epochs}" if args.epochs is not None else "") + (" --no-eval" if args.no_eval else ""))
+
+
+def output_dir(args, spec: ModelSpec) -> Path:
+    """Where a training run writes: ``--out``, else the family's ``weights/``."""
+    return Path(args.out) if args.out else spec.weights_path.parent

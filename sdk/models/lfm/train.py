@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ...metrics import roc_auc
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
-from ...training.records import provenance, threshold_entry, write_trained
+from ...training.records import output_dir, provenance, threshold_entry, train_command, write_trained
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.runs import (TrainLog, log_step, per_source, pixels, resolve_device, summarize,
                               threshold_at_fpr)
@@ -204,7 +204,4 @@ def run(args) -> dict:
     cfg = LFMConfig(seed=args.seed, device=args.device, folds="none" if args.no_eval else "all")
     if args.epochs is not None:
         cfg = replace(cfg, epochs=args.epochs)
-    out = Path(args.out) if args.out else spec.weights_path.parent
-    command = (f"deepfake-sdk train {spec.name} --data {args.data} --seed {args.seed}"
-               + (f" --epochs {args.epochs}" if args.epochs is not None else "") + (" --no-eval" if args.no_eval else ""))
-    return train_recipe(Path(args.data), out, cfg, spec.name, command=command)
+    return train_recipe(Path(args.data), output_dir(args, spec), cfg, spec.name, command=train_command(args))
