@@ -119,7 +119,7 @@ def test_budget_recipe_writes_tensors_and_a_card_with_held_out_numbers(tiny_data
 def test_training_device_and_autocast_choice(monkeypatch):
     """CUDA when there is one (never needs a GPU to test), bf16 only where it is fast."""
     from deepfake_sdk import device as device_module
-    from deepfake_sdk.models.gend import train as recipe
+    from deepfake_sdk.training import runs as recipe  # where every recipe's device choice lives
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert recipe.resolve_device("auto").type == "cuda"
