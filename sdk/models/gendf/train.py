@@ -29,7 +29,7 @@ from ...metrics import roc_auc
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
 from ...training.records import output_dir, provenance, threshold_entry, train_command, write_trained
-from ...training.items import BLEND, Items, balanced, capped, items_for, load_crops
+from ...training.items import BLEND, Items, capped, items_for, load_crops, weighted_for
 from ...training.runs import TrainLog, log_step, per_source, summarize, threshold_at_fpr
 from ...training.tokens import TokenCache
 from ...zoo import ModelSpec, get_spec
@@ -131,8 +131,7 @@ def train_head(cached: Cached, items: Items, idx: np.ndarray, dim: int, cfg: Gen
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     head = GenDFHead(dim).train()
-    weights = balanced(items.weights[idx], items.labels[idx])
-    weight_of = dict(zip(idx.tolist(), weights))
+    items = weighted_for(items, idx)  # labels balanced over the items that train
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, epochs * math.ceil(len(idx) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.min_lr)
@@ -143,7 +142,7 @@ def train_head(cached: Cached, items: Items, idx: np.ndarray, dim: int, cfg: Gen
             b = order[i : i + cfg.batch_size]
             if len(b) < 2:  # BatchNorm's batch statistics need two items
                 continue
-            entry = _step(head, cached.tokens(b), items, b, torch.tensor([weight_of[int(j)] for j in b]).float(), cfg,
+            entry = _step(head, cached.tokens(b), items, b, torch.from_numpy(items.weights[b]).float(), cfg,
                           grid, opt, sched)
             log_step(log, epoch, len(log.steps) + 1, total, entry, start, every=200)
     log.seconds = time.time() - start
