@@ -100,13 +100,16 @@ def _key(cfg) -> str:
 ACTIVATION_SCHEMES = ("static", "dynamic")
 
 
-def config_for(precision: str, target: str | None = None, activations: str | None = None) -> QuantConfig:
-    """Default recipe of a precision name; for INT8, with the target's activation scheme unless
-    the model names its own (``ModelSpec.int8_activations``)."""
+def config_for(precision: str, target: str | None = None, activations: str | None = None,
+               min_float_layers: int | None = None) -> QuantConfig:
+    """Default recipe of a precision name; for INT8, with the target's activation scheme and
+    float floor unless the model names its own (``ModelSpec.int8_activations`` /
+    ``ModelSpec.int8_min_float_layers``)."""
     configs = {"int8": Int8Config(), "w8": W8Config(), "fp16": FP16Config(), "fp32": FP32Config()}
     if precision not in configs:
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
         row = get_target(target)
-        return Int8Config(activations=activations or row.int8_activations, min_float_layers=row.int8_min_float_layers)
+        floor = row.int8_min_float_layers if min_float_layers is None else min_float_layers
+        return Int8Config(activations=activations or row.int8_activations, min_float_layers=floor)
     return configs[precision]

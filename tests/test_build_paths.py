@@ -189,3 +189,17 @@ def test_artifact_cache_key_follows_the_model_code(monkeypatch):
     assert len(export_module.model_code_fingerprint()) == 16
     monkeypatch.setattr(export_module, "model_code_fingerprint", lambda: "other-model-code")
     assert export_module.recipe_key(spec, "tflite", recipe, None) != before
+
+
+def test_a_model_can_ask_every_target_for_a_float_floor():
+    """GenDF asks for its 8 most sensitive Linears float on every target (its all-INT8 CLIP flipped
+    held-out faces near its threshold); a model that asks nothing keeps each row's floor."""
+    from deepfake_sdk.targets import TARGETS
+    from deepfake_sdk.zoo import get_spec
+
+    gendf, gend = get_spec("gendf-int8"), get_spec("gend-int8")
+    assert gendf.int8_min_float_layers == 8 and gend.int8_min_float_layers is None
+    for target in ("onnx", "openvino", "executorch", "tflite"):
+        assert config_for("int8", target, **gendf.int8_recipe_overrides()).min_float_layers == 8
+        assert config_for("int8", target, **gend.int8_recipe_overrides()).min_float_layers == \
+            TARGETS[target].int8_min_float_layers
