@@ -7,7 +7,11 @@ STAMP := $(VENV)/.setup-done
 # Real face data for INT8 calibration and the slow tests, when this checkout sits beside it.
 export DEEPFAKE_SDK_DATA ?= $(abspath $(wildcard ../shared/data))
 
-.PHONY: setup demo test test-all clean
+WEB := samples/web
+# npm keeps the tarballs' old mtimes, so the install is marked by a stamp of its own.
+WEB_STAMP := $(WEB)/node_modules/.npm-ci-done
+
+.PHONY: setup web demo test test-all clean
 
 setup: $(STAMP)
 
@@ -25,6 +29,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -e '.[dev]'
 	touch $@
 
+# The browser test's tools: Debian's Chromium (apt-get, as root) and onnxruntime-web (npm ci, from
+# the lock file). Best effort: where either cannot be installed, the browser tests skip and say so.
+web: $(WEB_STAMP)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "warning: Chromium is not installed (apt-get install chromium, as root); the browser tests will skip"
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	(cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error) && touch $@ || \
+		echo "warning: npm ci failed in $(WEB); the browser tests will skip"
+
 # Scores the samples (real photos, self-blended fakes, a cat) against their known labels, then
 # prints the model card's held-out numbers: what the detector does on faces it never saw.
 demo: setup
@@ -32,11 +47,11 @@ demo: setup
 	@echo
 	$(VENV)/bin/deepfake-sdk card gend-int8
 
-test: setup
+test: setup web
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: setup
+test-all: setup web
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info $(WEB)/node_modules

@@ -114,3 +114,8 @@ def quiet_tools():
         raise RuntimeError(f"{exc}\n--- tool output ---\n{buf.getvalue()[-4000:]}") from exc
     finally:
         logging.disable(previous)
+
+
+# Model files that carry the app manifest inside them (ONNX metadata_props, TFLite metadata,
+# Core ML user-defined metadata) keep it as one JSON string under this key.
+METADATA_KEY = "deepfake_sdk"

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import collections
 import importlib.metadata
+import json
+import shutil
+from pathlib import Path
 
 import coremltools as ct
 import numpy as np
@@ -21,7 +24,7 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuant
 
 from ..quantization.pt2e import quantize_part
 from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts
-from .base import module_layer_sensitivity, quiet_tools
+from .base import METADATA_KEY, module_layer_sensitivity, quiet_tools
 
 MODEL_FILE = "model.mlpackage"
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
@@ -96,3 +99,31 @@ def validate_package(path) -> dict:
 
 def _tool_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "coremltools": importlib.metadata.version("coremltools")}
+
+
+def embed_metadata(model_file: Path, metadata: dict) -> None:
+    """Write ``metadata`` (the app manifest, JSON) into the package's user-defined metadata,
+    with the author, version, description and an input description a person reads in Xcode.
+    Saved without compiling (works on Linux): ``MLModel(..., skip_model_load=True)``."""
+    mlmodel = ct.models.MLModel(str(model_file), skip_model_load=True)
+    pp, size = metadata["preprocessing"], metadata["preprocessing"]["size"]
+    mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
+    mlmodel.author = "deepfake-sdk"
+    mlmodel.version = str(metadata["model"]["version"])
+    mlmodel.short_description = metadata.get("description", "")
+    mlmodel.input_description[INPUT_NAME] = (
+        f"RGB face crop aligned to the {pp['template']} template (margin {pp['margin']}), {size}x{size}, "
+        f"JPEG re-encoded at quality {pp['jpeg_quality']}, as (x / 255 - mean) / std with mean {pp['mean']} "
+        f"and std {pp['std']}, NCHW float32")
+    mlmodel.output_description[OUTPUT_NAMES[0]] = "logits (real, fake): P(fake) = softmax(logits)[1]"
+    mlmodel.output_description[OUTPUT_NAMES[1]] = "unit-norm feature of the face"
+    staged = Path(model_file).with_name(f".meta.{Path(model_file).name}")  # coremltools wants the suffix
+    mlmodel.save(str(staged))
+    shutil.rmtree(model_file)
+    staged.rename(model_file)
+
+
+def read_metadata(model_file: Path) -> dict | None:
+    """The app manifest :func:`embed_metadata` wrote, or None."""
+    meta = ct.models.MLModel(str(model_file), skip_model_load=True).user_defined_metadata
+    return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else None

@@ -20,6 +20,7 @@ Two settings carry most of the accuracy (gend, 618 crops, logit RMSE vs FP32):
 from __future__ import annotations
 
 import ast
+import json
 import tempfile
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from ..models.contract import ExportHints
 from ..quantization.sensitivity import sqnr_db
 from .base import (
     INPUT_NAME,
+    METADATA_KEY,
     OUTPUT_NAMES,
     ExportRequest,
     ExportResult,
@@ -265,3 +267,22 @@ def qdq_sensitivity(artifact_dir: Path, calibration: np.ndarray) -> dict[str, fl
             if source and source not in weights and source in errors:
                 scores[node.name] = min(scores.get(node.name, float("inf")), errors[source])
     return scores
+
+
+def embed_metadata(model_file: Path, metadata: dict) -> None:
+    """Write ``metadata`` (the app manifest, JSON) into the ONNX file's ``metadata_props``
+    (onnxruntime-web and every ORT binding read them: ``session.getModelMetadata``)."""
+    model = onnx.load(str(model_file))
+    props = {p.key: p.value for p in model.metadata_props}
+    props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
+    del model.metadata_props[:]
+    for key, value in sorted(props.items()):
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = metadata.get("description", model.doc_string)
+    onnx.save(model, str(model_file))
+
+
+def read_metadata(model_file: Path) -> dict | None:
+    """The app manifest :func:`embed_metadata` wrote, or None."""
+    props = {p.key: p.value for p in onnx.load(str(model_file), load_external_data=False).metadata_props}
+    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None

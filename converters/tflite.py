@@ -10,15 +10,19 @@ become INT8 kernels. Exported at batch 1.
 from __future__ import annotations
 
 import importlib.metadata
+import json
+from pathlib import Path
 
+import flatbuffers
 import litert_torch
 import torch
 from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+from ai_edge_litert import schema_py_generated as tfl
 from litert_torch.quantize.quant_config import QuantConfig
 
 from ..quantization.pt2e import quantize_part
 from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts, module_layer_sensitivity
-from .base import quiet_tools
+from .base import METADATA_KEY, quiet_tools
 
 layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
@@ -50,3 +54,34 @@ def _quantize(request: ExportRequest):
 
 def _tool_versions() -> dict[str, str]:
     return {name: importlib.metadata.version(name) for name in ("torch", "litert-torch", "ai-edge-litert")}
+
+
+def embed_metadata(model_file: Path, metadata: dict) -> None:
+    """Add ``metadata`` (the app manifest, JSON) to the ``.tflite`` flatbuffer's own metadata
+    table, as a named buffer: LiteRT's ``Interpreter`` ignores it, app code and Netron read it.
+    Any earlier entry of the same name is replaced, so embedding twice leaves one."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(Path(model_file).read_bytes()), 0)
+    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_KEY]
+    buffer = tfl.BufferT()
+    buffer.data = list(json.dumps(metadata, sort_keys=True).encode())
+    model.buffers.append(buffer)
+    entry = tfl.MetadataT()
+    entry.name, entry.buffer = METADATA_KEY, len(model.buffers) - 1
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    Path(model_file).write_bytes(bytes(builder.Output()))
+
+
+def read_metadata(model_file: Path) -> dict | None:
+    """The app manifest :func:`embed_metadata` wrote, or None."""
+    model = tfl.Model.GetRootAs(bytearray(Path(model_file).read_bytes()), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if _name(entry.Name()) == METADATA_KEY:
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None
+
+
+def _name(raw) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw or "")

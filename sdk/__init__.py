@@ -25,7 +25,7 @@ from . import models  # noqa: E402,F401  (each family registers its zoo entries;
 __all__ = [
     "__version__", "load", "export", "create_model", "list_models", "list_families", "get_spec", "register_model",
     "ModelSpec", "Preprocessing", "DeepfakeSDKError", "InvalidImageError", "UnknownModelError",
-    "MissingDependencyError", "ArtifactError", "verify", "build_reference", "distill",
+    "MissingDependencyError", "ArtifactError", "verify", "build_reference", "distill", "export_bundle",
 ]
 
 
@@ -47,6 +47,14 @@ def export(model, target: str, precision: str = "int8", **kwargs):
     from .export import export as _export
 
     return _export(model, target, precision=precision, **kwargs)
+
+
+def export_bundle(model: str, platform: str, out, **kwargs):
+    """An app bundle of ``model``'s INT8 build for ``platform`` (web, android, ios) in ``out``
+    (``deepfake_sdk.bundles``)."""
+    from .bundles.writer import export_bundle as _bundle
+
+    return _bundle(model, platform, out, **kwargs)
 
 
 def create_model(name: str, pretrained: bool = True):

@@ -21,6 +21,7 @@ from .gates import Gate
 from .runtimes.base import runtime_class
 from .paths import cache_dir
 from .quantization.config import config_for
+from .bundles.platforms import PLATFORMS
 from .targets import TARGETS
 from .training.cards import attach_comparison, comparison_column
 from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--truth", help="CSV (file,label[,what]) of known labels: adds a column and a summary line")
     pr.add_argument("--explain", metavar="DIR",
                     help="draw each face's heatmap over its aligned crop into DIR (PNG); --json rows carry the grid")
+    pr.add_argument("--crops", metavar="DIR",
+                    help="write each face's aligned crop into DIR (PNG): the input of the web page and of app code")
     pr.set_defaults(func=cmd_predict)
 
     cd = sub.add_parser("card", help="a model's card: held-out AUC per fold beside the controls, threshold, data")
@@ -65,9 +68,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="another model's card (same data): write its fold AUCs beside this card's")
     cd.set_defaults(func=cmd_card)
 
-    ex = sub.add_parser("export", help="export a model to a target's artifact")
+    ex = sub.add_parser("export", help="export a model to a target's artifact, or an app bundle (--for)")
     ex.add_argument("model", help="zoo name, e.g. gend-fp32")
-    ex.add_argument("--target", required=True, help="target name")
+    where = ex.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", help="target name")
+    where.add_argument("--for", dest="platform", choices=list(PLATFORMS),
+                       help="an app bundle: the platform's INT8 models + manifest + preprocessing code (needs --out)")
     ex.add_argument("--precision", default="int8", choices=["int8", "w8", "fp16", "fp32"])
     ex.add_argument("--calibration", help="data folder with manifest.csv (default $DEEPFAKE_SDK_DATA, then packaged)")
     ex.add_argument("--out", help="artifact folder (default: the cache)")
@@ -187,6 +193,8 @@ def cmd_predict(args) -> int:
         try:
             prediction = det.predict(image, all_faces=args.all_faces, explain=bool(args.explain))
             rows.append(_with_drawn_heatmaps(prediction, Path(args.explain)) if args.explain else prediction.to_dict())
+            if args.crops:
+                _save_crops(prediction, Path(args.crops), rows[-1])
         except InvalidImageError as exc:
             rows.append({"source": image, "error": str(exc), "model": det.spec.name, "runtime": det.runtime})
     truth = read_truth(Path(args.truth)) if args.truth else {}
@@ -207,13 +215,23 @@ def _with_drawn_heatmaps(prediction, out_dir: Path) -> dict:
     """``prediction.to_dict()``, each face's heatmap drawn over its crop into ``out_dir``
     (``<image stem>.face<i>.png``) and the file named in its row."""
     row = prediction.to_dict()
+    _write_face_pngs(prediction, out_dir, row, "heatmap_png", lambda face: face.heatmap.overlay())
+    return row
+
+
+def _save_crops(prediction, out_dir: Path, row: dict) -> None:
+    """Each face's aligned crop (before JPEG re-encoding) into ``out_dir``, named in its row."""
+    _write_face_pngs(prediction, out_dir, row, "crop_png", lambda face: face.crop)
+
+
+def _write_face_pngs(prediction, out_dir: Path, row: dict, key: str, picture) -> None:
+    """``picture(face)`` of each face as ``<image stem>.face<i>.png`` (atomic), its path in ``row["faces"][i][key]``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (face, face_row) in enumerate(zip(prediction.faces, row["faces"])):
         path = out_dir / f"{Path(str(prediction.source)).stem or 'image'}.face{i}.png"
         with atomic_path(path) as tmp:
-            face.heatmap.overlay().save(tmp, format="PNG")
-        face_row["heatmap_png"] = str(path)
-    return row
+            picture(face).save(tmp, format="PNG")
+        face_row[key] = str(path)
 
 
 def read_truth(path: Path) -> dict[str, dict]:
@@ -271,6 +289,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def cmd_export(args) -> int:
+    if args.platform:
+        return cmd_export_bundle(args)
     from . import create_model, export
     from .build import VERIFY_SIZE, gate_failure
     from .quantization.calibration import build_sets
@@ -287,6 +307,26 @@ def cmd_export(args) -> int:
     failure = gate_failure(artifact)
     if failure:
         print(f"warning: {failure}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export_bundle(args) -> int:
+    """``export MODEL --for PLATFORM --out DIR``: a bundle takes the INT8 build ``load()`` serves."""
+    from .bundles.writer import export_bundle
+
+    refused = [flag for flag, value in [("--out (required)", not args.out), ("--verify", args.verify),
+                                        ("--mixed-precision", args.mixed_precision),
+                                        ("--precision other than int8", args.precision != "int8")] if value]
+    if refused:
+        raise UsageError(f"export --for {args.platform}: {', '.join(refused)}; an app bundle ships the "
+                         "INT8 builds load() serves, written to --out DIR")
+    bundle = export_bundle(args.model, args.platform, args.out, calibration=args.calibration)
+    for name in sorted(bundle.manifest["files"]):
+        print(f"  {name:40s} {(bundle.path / name).stat().st_size / 1e6:8.2f} MB")
+    for target, entry in bundle.manifest["artifacts"].items():
+        print(f"{target}: {entry['file']} (metadata embedded: {'yes' if entry['metadata_embedded'] else 'no'}; "
+              f"release gate: {entry['release_gate']})")
+    print(f"{bundle.path}  ({args.platform} bundle of {bundle.manifest['model']['name']})")
     return EXIT_OK
 
 

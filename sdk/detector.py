@@ -11,6 +11,7 @@ from typing import Iterable, Protocol
 
 import numpy as np
 import torch  # MTCNN (faces) needs it too
+from PIL import Image
 
 from .errors import NonFiniteOutputError, UsageError
 from .explain import Heatmap
@@ -36,6 +37,9 @@ class FaceScore:
     label: str
     detector_confidence: float
     heatmap: Heatmap | None = field(default=None, repr=False, compare=False)  # with ``explain=True``
+    # The aligned crop the model scored, before JPEG re-encoding: what an app (web, phone) feeds
+    # its own preprocessing to score this face as the SDK did (``predict --crops``).
+    crop: Image.Image | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         box = ", ".join(f"{v:.0f}" for v in self.box)
@@ -107,7 +111,8 @@ class Detector:
         maps = self.explain_crops(crops) if explain and faces else [None] * len(faces)
         thr = self.spec.threshold
         face_scores = tuple(
-            FaceScore(tuple(round(v, 1) for v in f.box), float(s), _label(s, thr), round(f.confidence, 4), heatmap=h)
+            FaceScore(tuple(round(v, 1) for v in f.box), float(s), _label(s, thr), round(f.confidence, 4), heatmap=h,
+                      crop=f.crop)
             for f, s, h in zip(faces, scores, maps)
         )
         score = max((f.score for f in face_scores), default=None)
