@@ -104,7 +104,7 @@ def config_for(precision: str, target: str | None = None, activations: str | Non
                min_float_layers: int | None = None) -> QuantConfig:
     """Default recipe of a precision name; for INT8, with the target's activation scheme and
     float floor unless the model names its own (``ModelSpec.int8_activations`` /
-    ``ModelSpec.int8_min_float_layers``)."""
+    ``ModelSpec.int8_float_floor``)."""
     configs = {"int8": Int8Config(), "w8": W8Config(), "fp16": FP16Config(), "fp32": FP32Config()}
     if precision not in configs:
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from .artifact import Artifact
 from .build import ensure_artifact, served
+from .bundles.writer import BUNDLE_KIND, Bundle
 from .detector import Detector, TorchBackend
 from .device import select_target
 from .gates import Gate
 from .models.factory import create_model
-from .runtimes.base import require_runtime, runtime_for
+from .runtimes.base import require_runtime, runtime_class, runtime_for
 from .zoo import ModelSpec, get_spec, recorded_drift
 
 
@@ -26,7 +27,10 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     or refused with :class:`ParityGateError` when ``strict``.
     """
     if os.sep in name or Path(name).is_dir():
-        return _from_artifact(served(Artifact.load(name), strict))
+        artifact = Artifact.load(name)
+        if artifact.manifest.get("kind") == BUNDLE_KIND:
+            return _from_bundle(Bundle(artifact.path, artifact.manifest), target)
+        return _from_artifact(served(artifact, strict))
     spec = get_spec(name)
     if spec.precision == "fp32" and target in (None, "pytorch"):
         return Detector(spec, TorchBackend(create_model(spec)), "pytorch")
@@ -34,6 +38,15 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     require_runtime(selection.target)  # before a long build that could not run anyway
     artifact = ensure_artifact(spec, selection.target, calibration=calibration, progress=progress, gate=gate)
     return _from_artifact(served(artifact, strict), spec)
+
+
+def _from_bundle(bundle: Bundle, target: str | None) -> Detector:
+    """An app bundle's model file scored by its runtime here: the first of the bundle's targets
+    that runs on this machine, or ``target``."""
+    targets = [target] if target else list(bundle.manifest["artifacts"])
+    runnable = [t for t in targets if runtime_class(t).is_available()] or targets[:1]
+    require_runtime(runnable[0])
+    return _from_artifact(bundle.artifact(runnable[0]), get_spec(bundle.manifest["model"]["registered"]))
 
 
 def _from_artifact(artifact: Artifact, spec: ModelSpec | None = None) -> Detector:

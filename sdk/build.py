@@ -36,7 +36,7 @@ def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bo
     reference on gate faces disjoint from the calibration faces, and fall back to mixed
     precision when they drift.
     """
-    recipe = config_for(spec.precision, target, **spec.int8_recipe_overrides())
+    recipe = config_for(spec.precision, target, **spec.int8_recipe_overrides(target))
     sets = build_sets(calibration, recipe.calibration_size, VERIFY_SIZE, spec.preprocessing, spec.weights_path) \
         if spec.precision == "int8" else None
     out = default_artifact_dir(spec, target, recipe, sets.calibration if sets else None, gate)

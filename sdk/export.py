@@ -66,7 +66,7 @@ def export(
     """
     spec = get_spec(spec) if isinstance(spec, str) else spec
     tgt = get_target(target)
-    recipe = quantization or config_for(precision, target, **spec.int8_recipe_overrides())
+    recipe = quantization or config_for(precision, target, **spec.int8_recipe_overrides(target))
     if recipe.precision != precision:
         raise UsageError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:

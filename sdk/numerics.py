@@ -55,7 +55,8 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
                 continue
             artifact = ensure_artifact(with_precision(spec, precision), target, progress=False)  # the default build
             row = {"target": target, "precision": precision, "size_mb": round(artifact.size_bytes() / 1e6, 1),
-                   "recipe": artifact.manifest["recipe"].get("activations", "")}
+                   "recipe": artifact.manifest["recipe"].get("activations", ""),
+                   "float_layers": len(artifact.manifest["recipe"].get("float_layers") or ())}
             if artifact.manifest.get("calibration"):
                 used.setdefault("calibration", artifact.manifest["calibration"])
                 used.setdefault("build_gate", (artifact.manifest.get("mixed_precision") or {}).get("gate_faces"))
@@ -125,10 +126,12 @@ def _markdown(record: dict) -> str:
              f"AUC {_f(m.get('auc'), '.4f')}, AP {_f(m.get('ap'), '.4f')}, EER {_f(m.get('eer'), '.4f')}.",
              f"Refreshed {record['date']} on {record['machine']} with `{record['command']}` (SDK {record['sdk']}).",
              "Gate: " + ", ".join(f"{k}={v}" for k, v in record["policy"].items() if v is not None) + ".", "",
-             "| target | precision | activations | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | p99 abs Δp | feat cos | measured |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | precision | activations | float layers | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | "
+             "p99 abs Δp | feat cos | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
-        lines.append(f"| {r['target']} | {r['precision']} | {r.get('recipe') or '–'} | {r['size_mb']} | {r['status']} | "
+        lines.append(f"| {r['target']} | {r['precision']} | {r.get('recipe') or '–'} | {r.get('float_layers', '–')} | "
+                     f"{r['size_mb']} | {r['status']} | "
                      f"{_f(r.get('pearson'), '.4f')} | {_f(r.get('flip_rate'), '.2%')} | {_f(r.get('auc'), '.4f')} | "
                      f"{_f(r.get('auc_drop'), '+.4f')} | {_f(r.get('eer_increase'), '+.4f')} | "
                      f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} | "

@@ -83,9 +83,10 @@ class ModelSpec:
     # INT8 activation scheme this architecture wants, over the target row's (measured on ViTs):
     # "static" for a ReLU6 CNN, whose convolutions then run INT8 too. None: the row's scheme.
     int8_activations: str | None = None
-    # Its most sensitive Linears kept float on every target, over the row's floor: for a model
-    # whose all-INT8 build passes the build gate yet flips held-out faces near its threshold.
-    int8_min_float_layers: int | None = None
+    # ``(target, n)`` pairs: its n most sensitive Linears kept float on that target, over the
+    # row's floor: where its all-INT8 build passes the build gate yet flips held-out faces near
+    # its threshold, and the floor was measured to help (a target not named keeps the row's).
+    int8_float_floor: tuple[tuple[str, int], ...] = ()
 
     @property
     def base_name(self) -> str:
@@ -102,9 +103,9 @@ class ModelSpec:
         path = self.weights_path
         return path.with_name(path.name.rsplit(".", 1)[0] + ".card.json") if path else None
 
-    def int8_recipe_overrides(self) -> dict:
-        """What this model asks of ``config_for`` over a target row's INT8 defaults."""
-        return {"activations": self.int8_activations, "min_float_layers": self.int8_min_float_layers}
+    def int8_recipe_overrides(self, target: str | None) -> dict:
+        """What this model asks of ``config_for`` on ``target`` over the row's INT8 defaults."""
+        return {"activations": self.int8_activations, "min_float_layers": dict(self.int8_float_floor).get(target)}
 
     def to_dict(self) -> dict:
         return asdict(self)

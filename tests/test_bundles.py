@@ -190,3 +190,23 @@ def test_export_for_web_from_the_command_line(tmp_path, capsys):
     assert "model.onnx" in printed and "web bundle of tinygend-int8" in printed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "app-bundle" and set(manifest["files"]) == {"model.onnx", "deepfake.mjs"}
+
+
+def test_the_web_model_computes_in_float_what_the_browser_computes(bundles, samples):
+    """onnxruntime-web's wasm MatMulNBits computes in float: the bundle's copy says so
+    (accuracy_level 0), and the Python SDK loads the bundle itself to score what the page scores."""
+    import onnx
+
+    bundle = bundles["web"]
+    served = deepfake_sdk.load(TINY, target="onnx", progress=False)
+
+    def levels(path):
+        return {a.i for n in onnx.load(str(path)).graph.node if n.op_type == "MatMulNBits"
+                for a in n.attribute if a.name == "accuracy_level"}
+
+    assert levels(served.artifact.model_file) == {4} and levels(bundle.model_file("onnx")) == {0}
+    assert bundle.manifest["artifacts"]["onnx"]["prepared"]["for_browser"]["matmulnbits_float_compute"] > 0
+    det = deepfake_sdk.load(str(bundle.path))
+    assert det.runtime == "onnxruntime" and det.spec.name == served.spec.name
+    ours, theirs = det.predict(samples / "astronaut.jpg"), served.predict(samples / "astronaut.jpg")
+    assert ours.label in ("real", "fake") and abs(ours.score - theirs.score) < 0.05

@@ -87,9 +87,11 @@ def page_scores(chromium: str, url: str, crops: list[Path], screenshot: Path | N
             browser.close()
 
 
-def python_scores(name: str, target: str, samples: Path, out: Path) -> tuple[list[Path], np.ndarray]:
-    """The SDK's P(fake) of each sample's face, and that face's aligned crop written as PNG."""
-    det = deepfake_sdk.load(name, target=target, progress=False)
+def python_scores(bundle_dir: Path, samples: Path, out: Path) -> tuple[list[Path], np.ndarray]:
+    """The Python SDK's P(fake) of each sample's face with the bundle's own model file, and that
+    face's aligned crop written as PNG."""
+    det = deepfake_sdk.load(str(bundle_dir))
+    assert det.runtime == "onnxruntime"
     out.mkdir(parents=True, exist_ok=True)
     paths, scores = [], []
     for sample in SAMPLE_FACES:
@@ -106,7 +108,7 @@ def python_scores(name: str, target: str, samples: Path, out: Path) -> tuple[lis
 
 def check_page_matches_python(chromium: str, name: str, samples: Path, tmp: Path, screenshot: Path | None = None):
     bundle = export_bundle(name, "web", tmp / "bundle", progress=False)
-    crops, expected = python_scores(name, "onnx", samples, tmp / "crops")
+    crops, expected = python_scores(bundle.path, samples, tmp / "crops")
     server = serve_page(bundle.path, tmp / "site")
     try:
         results = page_scores(chromium, f"http://127.0.0.1:{server.server_port}/index.html", crops, screenshot)

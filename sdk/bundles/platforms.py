@@ -17,6 +17,9 @@ class Platform:
     code: tuple[str, ...]  # preprocessing sources generated from the manifest (codegen.GENERATORS keys)
     description: str
     static: tuple[Path, ...] = ()  # files copied as they are (the web module reads manifest.json itself)
+    # A function of the target's converter applied to the bundle's copy of each model file, so the
+    # platform's engine computes what the manifest says (converters/onnx.py: for_browser).
+    prepare: str | None = None
 
 
 PLATFORMS: dict[str, Platform] = {
@@ -24,7 +27,7 @@ PLATFORMS: dict[str, Platform] = {
     for p in [
         Platform("web", ("onnx",), (),
                  "INT8 ONNX for onnxruntime-web (wasm) + an ES module that reproduces the preprocessing",
-                 static=(WEB_MODULE,)),
+                 static=(WEB_MODULE,), prepare="for_browser"),
         Platform("android", ("executorch", "tflite"), ("kotlin",),
                  "ExecuTorch .pte (XNNPACK) and LiteRT .tflite + Kotlin preprocessing"),
         Platform("ios", ("coreml",), ("swift",), "Core ML .mlpackage + Swift preprocessing"),

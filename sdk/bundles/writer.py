@@ -40,6 +40,18 @@ class Bundle:
     def model_file(self, target: str) -> Path:
         return self.path / self.manifest["artifacts"][target]["file"]
 
+    def artifact(self, target: str) -> Artifact:
+        """``target``'s model file as an artifact a runtime opens (checksums were verified on load),
+        so the Python SDK scores exactly the file an app ships: ``deepfake_sdk.load(BUNDLE_DIR)``."""
+        if target not in self.manifest["artifacts"]:
+            raise UsageError(f"{self.path} ({self.platform} bundle) holds {', '.join(self.manifest['artifacts'])}, "
+                             f"not {target!r}")
+        entry = self.manifest["artifacts"][target]
+        view = {"target": target, "precision": entry["precision"], "model_file": entry["file"],
+                "model": {"name": self.manifest["model"]["registered"].rsplit("-", 1)[0]},
+                "preprocessing": self.manifest["preprocessing"], "files": {entry["file"]: self.manifest["files"].get(entry["file"])}}
+        return Artifact(self.path, view)
+
     @classmethod
     def load(cls, path: str | Path) -> "Bundle":
         """Read a bundle, verifying every file's SHA-256 (:class:`ArtifactError` names what is wrong)."""
@@ -102,7 +114,7 @@ def export_bundle(name: str, platform: str, out: str | Path, calibration=None, p
                  for t in plat.targets}
     metadata = model_metadata(asked if asked in list_models() else spec.name, spec)
     with atomic_path(Path(out), is_dir=True) as tmp:
-        entries = {t: _copy_model(a, tmp, metadata) for t, a in artifacts.items()}
+        entries = {t: _copy_model(a, tmp, metadata, plat.prepare) for t, a in artifacts.items()}
         for language in plat.code:
             for file_name, text in generate(language, metadata).items():
                 (tmp / file_name).write_text(text)
@@ -112,9 +124,10 @@ def export_bundle(name: str, platform: str, out: str | Path, calibration=None, p
     return Bundle.load(out)
 
 
-def _copy_model(artifact: Artifact, folder: Path, metadata: dict) -> dict:
-    """Copy ``artifact``'s model file into the bundle as ``model<suffix>``, with ``metadata``
-    embedded where the converter can; returns the manifest's entry for it."""
+def _copy_model(artifact: Artifact, folder: Path, metadata: dict, prepare: str | None) -> dict:
+    """Copy ``artifact``'s model file into the bundle as ``model<suffix>``, adapted for the
+    platform's engine (``prepare``) and with ``metadata`` embedded where the converter can;
+    returns the manifest's entry for it."""
     target = get_target(artifact.target)
     dest = folder / f"model{target.model_suffix}"
     if artifact.model_file.is_dir():
@@ -122,6 +135,7 @@ def _copy_model(artifact: Artifact, folder: Path, metadata: dict) -> dict:
     else:
         shutil.copy(artifact.model_file, dest)
     converter = importlib.import_module(f"deepfake_sdk.converters.{target.converter}")
+    prepared = getattr(converter, prepare)(dest) if prepare and hasattr(converter, prepare) else None
     embedded = hasattr(converter, "embed_metadata")
     if embedded:
         converter.embed_metadata(dest, metadata)
@@ -133,6 +147,7 @@ def _copy_model(artifact: Artifact, folder: Path, metadata: dict) -> dict:
         "runtime_versions": target.runtime_versions,
         "predicts_on_linux": target.predicts_on_linux,
         "metadata_embedded": embedded,
+        "prepared": {prepare: prepared} if prepared is not None else None,
         "artifact_sha256": artifact.manifest["files"].get(artifact.manifest["model_file"]),
         "recipe_key": artifact.manifest["recipe"]["key"],
         "build_gate": _gate_summary(artifact),
