@@ -1,4 +1,4 @@
-"""``deepfake-sdk``: predict, export, train, benchmark, reference, verify, numerics, doctor, models.
+"""``deepfake-sdk``: predict, scan, export, train, benchmark, reference, verify, numerics, doctor, models.
 
 Exit codes: 0 success (verify: every artifact passed), 1 drift (verify), 2 error.
 Each command imports the module that does its work when it runs: those load torch and the
@@ -18,12 +18,14 @@ from .artifact import Artifact, atomic_path
 from .device import device_info, preference, select_target, speed_order
 from .errors import DeepfakeSDKError, InvalidImageError, UsageError
 from .gates import Gate
+from .imageio import IMAGE_SUFFIXES
 from .runtimes.base import runtime_class
 from .paths import cache_dir
 from .quantization.config import config_for
 from .bundles.platforms import PLATFORMS
 from .targets import TARGETS
 from .training.cards import attach_comparison, comparison_column
+from .video import VIDEO_SUFFIXES, is_video
 from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -49,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     pr = sub.add_parser("predict", help="score images (one row per image)")
-    pr.add_argument("images", nargs="+", help="image files or folders")
+    pr.add_argument("images", nargs="+", help="image or video files, or folders of them")
     pr.add_argument("--model", default="gend-int8", help="zoo name or artifact folder (default gend-int8)")
     pr.add_argument("--target", help="force a target (onnx, ...); default: chosen for this device")
     pr.add_argument("--all-faces", action="store_true", help="score every face, not only the largest")
@@ -57,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--truth", help="CSV (file,label[,what]) of known labels: adds a column and a summary line")
     pr.add_argument("--explain", metavar="DIR",
                     help="draw each face's heatmap over its aligned crop into DIR (PNG); --json rows carry the grid")
+    pr.add_argument("--fps", type=float, default=2.0, help="videos: frames sampled per second (default 2)")
+    pr.add_argument("--max-frames", type=int, default=64, help="videos: at most this many frames, spread over the clip")
     pr.add_argument("--crops", metavar="DIR",
                     help="write each face's aligned crop into DIR (PNG): the input of the web page and of app code")
     pr.set_defaults(func=cmd_predict)
@@ -67,6 +71,25 @@ def _parser() -> argparse.ArgumentParser:
     cd.add_argument("--attach", action="append", metavar="CARD",
                     help="another model's card (same data): write its fold AUCs beside this card's")
     cd.set_defaults(func=cmd_card)
+
+    sc = sub.add_parser("scan", help="score every image and video under folders/lists into a Parquet dataset (resumable)")
+    sc.add_argument("inputs", nargs="+", help="folders (searched recursively), files, or .txt lists of paths")
+    sc.add_argument("--out", required=True, help="results folder (a Parquet dataset: part-*.parquet); a rerun resumes it")
+    sc.add_argument("--model", default="gend-int8", help="zoo name or artifact folder (default gend-int8)")
+    sc.add_argument("--target", help="force a target; default: chosen for this device")
+    sc.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="local: this process (--workers 1) or a process pool; ray: Ray actors (local Ray on loopback, "
+                         "or the cluster at --address)")
+    sc.add_argument("--workers", type=int, default=1, help="worker processes / Ray actors, each loading the model once")
+    sc.add_argument("--address", help="Ray cluster address (ray://host:10001 or host:6379); default: a local Ray")
+    sc.add_argument("--chunk-size", type=int, default=8, help="files per task and per part file written")
+    sc.add_argument("--fps", type=float, default=2.0, help="videos: frames sampled per second")
+    sc.add_argument("--max-frames", type=int, default=64, help="videos: at most this many frames")
+    sc.add_argument("--all-faces", action="store_true", help="images: score every face (row score = the most fake)")
+    sc.add_argument("--setup", metavar="MODULE:FUNCTION",
+                    help="called in every worker before the model loads (registers your own zoo entries)")
+    sc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sc.set_defaults(func=cmd_scan)
 
     ex = sub.add_parser("export", help="export a model to a target's artifact, or an app bundle (--for)")
     ex.add_argument("model", help="zoo name, e.g. gend-fp32")
@@ -178,7 +201,7 @@ def _expand(paths: list[str]) -> list[str]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out += sorted(str(f) for f in path.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"))
+            out += sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         else:
             out.append(p)
     return out
@@ -191,6 +214,9 @@ def cmd_predict(args) -> int:
     rows = []
     for image in _expand(args.images):
         try:
+            if is_video(image):
+                rows.append(det.predict_video(image, fps=args.fps, max_frames=args.max_frames).to_dict())
+                continue
             prediction = det.predict(image, all_faces=args.all_faces, explain=bool(args.explain))
             rows.append(_with_drawn_heatmaps(prediction, Path(args.explain)) if args.explain else prediction.to_dict())
             if args.crops:
@@ -279,13 +305,30 @@ def format_table(rows: list[dict]) -> str:
         if "error" in r:
             lines.append((Path(r["source"]).name, "error", "-", "-", r["error"], r["model"], r["runtime"], "-") + truth)
             continue
-        box = "-" if not r["faces"] else ",".join(f"{v:.0f}" for v in r["faces"][0]["box"])
         score = "-" if r["score"] is None else f"{r['score']:.3f}"
-        lines.append((Path(r["source"]).name, r["label"], score, str(len(r["faces"])), box,
+        if r.get("kind") == "video":  # faces: tracks; box: how much of the clip was looked at
+            faces, box = f"{len(r['tracks'])} tracks", f"{r['frames_sampled']} frames / {r['duration_s']:.1f} s"
+        else:
+            faces = str(len(r["faces"]))
+            box = "-" if not r["faces"] else ",".join(f"{v:.0f}" for v in r["faces"][0]["box"])
+        lines.append((Path(r["source"]).name, r["label"], score, faces, box,
                       r["model"], r["runtime"], f"{r['latency_ms']:.0f}") + truth)
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*l) for l in lines])
+
+
+def cmd_scan(args) -> int:
+    from .scan import ScanConfig, scan
+
+    if args.address and args.engine != "ray":
+        raise UsageError("--address names a Ray cluster: use it with --engine ray")
+    config = ScanConfig(model=args.model, target=args.target, fps=args.fps, max_frames=args.max_frames,
+                        all_faces=args.all_faces, setup=args.setup)
+    summary = scan(args.inputs, args.out, config, engine=args.engine, workers=args.workers, address=args.address,
+                   chunk_size=args.chunk_size, progress=not args.no_progress)
+    print(summary)
+    return EXIT_OK
 
 
 def cmd_export(args) -> int:

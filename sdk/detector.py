@@ -19,6 +19,7 @@ from .faces import FacePipeline
 from .imageio import ImageInput, describe, load_image
 from .preprocess import prepare_crop, to_batch
 from .models.factory import create_model
+from .video import FaceTracker, FrameResult, TrackedFace, VideoPrediction, sample_frames, summarise_tracks
 from .zoo import ModelSpec, get_spec
 
 
@@ -126,6 +127,28 @@ class Detector:
             source=describe(image),
             threshold=thr,
         )
+
+    def predict_video(self, path, fps: float = 2.0, max_frames: int = 64) -> VideoPrediction:
+        """Score a video: ``fps`` frames a second (at most ``max_frames``, spread over the clip),
+        every face found and tracked across them, each track scored by its robust top-k mean, the
+        video by its most fake track (:mod:`deepfake_sdk.video`); a timeline of every face."""
+        start = time.perf_counter()
+        frames, info = sample_frames(path, fps=fps, max_frames=max_frames)
+        tracker, timeline = FaceTracker(), []
+        for frame in frames:
+            faces = self.faces.faces(frame.image, all_faces=True)
+            ids = tracker.assign([f.box for f in faces])
+            scores = self.score_crops(np.stack([prepare_crop(f.crop, self.spec.preprocessing) for f in faces])) \
+                if faces else []
+            timeline.append(FrameResult(frame.index, frame.time_s, tuple(
+                TrackedFace(tid, tuple(round(v, 1) for v in f.box), float(s), round(f.confidence, 4))
+                for tid, f, s in zip(ids, faces, scores))))
+        thr = self.spec.threshold
+        tracks = summarise_tracks(timeline, thr)
+        score = tracks[0].top_k_mean if tracks else None
+        return VideoPrediction(score, "no_face" if score is None else _label(score, thr), tracks, tuple(timeline),
+                               self.spec.name, self.runtime, (time.perf_counter() - start) * 1000, str(path), thr,
+                               {**info, "fps": fps, "max_frames": max_frames})
 
     def explain_crops(self, crops: np.ndarray) -> list[Heatmap]:
         """A heatmap for each aligned, prepared uint8 crop ``(N, H, W, 3)``, from the FP32 reference:

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InvalidImageError
 
 ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})  # what a folder of images is read for
 MIN_SIDE = 16  # smaller than this cannot hold a recognisable face
 MAX_PIXELS = 120_000_000  # the largest phone sensors; more is refused before decoding
 MAX_FILE_BYTES = 256 * 1024 * 1024
