@@ -233,15 +233,22 @@ def plot_auc_vs_latency(rows: list[BenchmarkRow], path: Path) -> None:
 def plot_int8_speedup(rows: list[BenchmarkRow], path: Path) -> None:
     """Bars: FP32 latency / INT8 latency of the same runtime, timed interleaved (>1 = INT8 faster)."""
     data = [(_label(r), 1 / r.ratio_to_fp32) for r in rows if r.precision == "int8" and r.ratio_to_fp32]
-    width, bar_h, left = 760, 22, 300
-    img = Image.new("RGB", (width, 40 + bar_h * max(len(data), 1)), "white")
+    bar_chart("INT8 speed-up over FP32 on the same runtime (x; interleaved rounds)", data, path,
+              unit="x", good=lambda v: v >= 1)
+
+
+def bar_chart(title: str, bars: list[tuple[str, float]], path: Path, unit: str = "",
+              good=lambda value: True, left: int = 300) -> None:
+    """Horizontal bars with their values (PIL only): blue where ``good(value)``, red elsewhere."""
+    width, bar_h = 760, 22
+    img = Image.new("RGB", (width, 40 + bar_h * max(len(bars), 1)), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((10, 8), "INT8 speed-up over FP32 on the same runtime (x; interleaved rounds)", fill="black")
-    top = max([v for _, v in data] + [1.0])
-    for i, (name, value) in enumerate(data):
+    draw.text((10, 8), title, fill="black")
+    top = max([v for _, v in bars] + [1.0])
+    for i, (name, value) in enumerate(bars):
         y = 32 + i * bar_h
         draw.text((10, y + 4), name, fill="black")
         draw.rectangle([left, y + 3, left + (width - left - 70) * value / top, y + bar_h - 3],
-                       fill="#4c72b0" if value >= 1 else "#c44e52")
-        draw.text((width - 65, y + 4), f"{value:.2f}x", fill="black")
+                       fill="#4c72b0" if good(value) else "#c44e52")
+        draw.text((width - 65, y + 4), f"{value:.2f}{unit}", fill="black")
     img.save(path)

@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     cd.add_argument("--json", action="store_true", help="the whole card as JSON")
     cd.add_argument("--attach", action="append", metavar="CARD",
                     help="another model's card (same data): write its fold AUCs beside this card's")
+    cd.add_argument("--videos", metavar="DATA",
+                    help="score DATA/videos.csv's clips with the FP32 reference and write the video AUC into the card")
+    cd.add_argument("--fps", type=float, default=2.0, help="with --videos: frames sampled per second")
+    cd.add_argument("--max-frames", type=int, default=16, help="with --videos: at most this many frames a clip")
     cd.set_defaults(func=cmd_card)
 
     sc = sub.add_parser("scan", help="score every image and video under folders/lists into a Parquet dataset (resumable)")
@@ -540,6 +544,8 @@ def cmd_card(args) -> int:
     card = json.loads(path.read_text())
     if args.attach:
         card = _attached(card, args.attach, path)
+    if args.videos:
+        card = _with_videos(card, spec, Path(args.videos), args.fps, args.max_frames, path)
     print(jsonio.dumps(card, indent=1) if args.json else format_card(spec, card))
     return EXIT_OK
 
@@ -554,6 +560,27 @@ def _attached(card: dict, others: list[str], path: Path) -> dict:
     with atomic_path(path) as tmp:
         tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
     return card
+
+
+def _with_videos(card: dict, spec: ModelSpec, data: Path, fps: float, max_frames: int, path: Path) -> dict:
+    """``card`` with its ``videos`` section measured now by the FP32 reference, written back to ``path``."""
+    from . import load
+    from .training.videos import video_evaluation
+
+    card = {**card, "videos": video_evaluation(load(f"{spec.base_name}-fp32"), data, fps, max_frames)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+    return card
+
+
+def video_line(card: dict) -> str:
+    """The card's video AUC in a sentence, saying whether its clips were held out."""
+    v = card.get("videos")
+    if not v:
+        return "videos: not measured (deepfake-sdk card MODEL --videos DATA)"
+    where = "held-out sources" if v["held_out"] else f"sources seen in training ({', '.join(v['sources_seen_in_training'])})"
+    return (f"videos: AUC {_fmt(v['auc'])} over {v['n_real']} real and {v['n_fake']} fake clips of {where}; "
+            f"{v['no_face']} without a face ({v['fps']:g} fps, <= {v['max_frames']} frames, {v['measured']})")
 
 
 def format_card(spec: ModelSpec, card: dict) -> str:
@@ -579,6 +606,7 @@ def format_card(spec: ModelSpec, card: dict) -> str:
     thr = card.get("threshold") or {}
     if thr:
         lines += ["", f"threshold {thr['value']:.3f}: {thr['chosen_at_fpr']:.0%} false positives on {thr['on']}"]
+    lines.append(textwrap.fill(video_line(card), width=100))
     return "\n".join(lines + ["", plain_card(held)])
 
 

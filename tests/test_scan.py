@@ -135,3 +135,27 @@ def test_scan_command_prints_the_summary(collection, tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "6 files: 6 scanned now" in capsys.readouterr().out
     assert main(["scan", str(collection), "--out", str(out), "--engine", "local", "--address", "x:1"]) == 2
+
+
+def test_a_pool_worker_killed_midway_loses_nothing_after_a_resume(collection, single, tmp_path):
+    import multiprocessing
+
+    out = tmp_path / "pool-killed.parquet"
+    killed: list[int] = []
+
+    def kill_a_worker(part: Path) -> None:
+        if not killed:
+            worker = multiprocessing.active_children()[0]
+            killed.append(worker.pid)
+            os.kill(worker.pid, signal.SIGKILL)
+
+    from deepfake_sdk.errors import DeepfakeSDKError
+
+    with pytest.raises(DeepfakeSDKError, match="worker died"):
+        scan([collection], out, CONFIG, workers=2, chunk_size=1, progress=False, on_part=kill_a_worker)
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    assert killed and 1 <= len(kept) < 7
+    summary = scan([collection], out, CONFIG, progress=False)
+    assert summary.skipped == len(kept) and summary.scanned == 7 - len(kept)
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert_same_results(read_results(out), single)
