@@ -78,3 +78,28 @@ def test_predict_command_scores_videos(face_clip, capsys):
     assert main(["predict", str(face_clip), "--model", tinymodel.register(), "--target", "onnx", "--json"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["kind"] == "video" and row["frames_sampled"] == 4 and row["timeline"][0]["faces"][0]["track"] == 0
+
+
+def test_video_evaluation_scores_every_labelled_clip(detector, face_clip, samples, tmp_path):
+    """The card's ``videos`` section: one entry per clip of videos.csv, AUC over clips with a face,
+    and whether a clip's source trained the model (here no manifest: none did)."""
+    import csv
+    import shutil
+
+    from deepfake_sdk.training.videos import video_evaluation
+
+    (tmp_path / "videos").mkdir()
+    shutil.copy(face_clip, tmp_path / "videos" / "a.mp4")
+    write_clip(tmp_path / "videos" / "b.mp4", samples / "astronaut_selfblend.jpg", seconds=1.0)
+    write_clip(tmp_path / "videos" / "c.mp4", samples / "cat_no_face.jpg", seconds=1.0)
+    with open(tmp_path / "videos.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "source"])
+        writer.writerows([["videos/a.mp4", "real", "s1"], ["videos/b.mp4", "fake", "s2"], ["videos/c.mp4", "fake", "s3"]])
+    section = video_evaluation(detector, tmp_path, fps=2, max_frames=4)
+    assert [c["path"] for c in section["clips"]] == ["videos/a.mp4", "videos/b.mp4", "videos/c.mp4"]
+    assert section["n_real"] == 1 and section["n_fake"] == 1 and section["no_face"] == 1
+    scores = [c["score"] for c in section["clips"]]
+    assert section["auc"] == (1.0 if scores[1] > scores[0] else 0.0 if scores[1] < scores[0] else 0.5)
+    assert section["held_out"] is True and section["sources_seen_in_training"] == []
+    assert json.loads(json.dumps(section)) == section

@@ -73,7 +73,8 @@ def int8_spec(name: str) -> ModelSpec:
 
 def model_metadata(name: str, spec: ModelSpec) -> dict:
     """What an app needs to feed the model and read its answer: the part of the manifest that is
-    embedded in the model files and from which the Kotlin, Swift and JavaScript code is made."""
+    embedded in the model files, from which the Kotlin and Swift code is generated and which the
+    web module reads at run time."""
     pp = spec.preprocessing
     size = pp.size
     return {
