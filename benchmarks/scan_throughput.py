@@ -22,7 +22,8 @@ from deepfake_sdk.benchmark import bar_chart
 from deepfake_sdk.device import device_info
 from deepfake_sdk.scan import ScanConfig, scan
 
-ENGINES = {"1 process": ("local", 1), "local pool x2": ("local", 2), "ray x2": ("ray", 2)}
+# name -> (engine, workers, threads per worker): one process gets both cores' threads.
+ENGINES = {"1 process x 2 threads": ("local", 1, 2), "local pool x2": ("local", 2, 1), "ray x2": ("ray", 2, 1)}
 
 
 def file_list(data: Path, images: int, videos: int, folder: Path) -> Path:
@@ -46,15 +47,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scan")
     args = ap.parse_args()
-    config = ScanConfig(model=args.model, max_frames=16)
     work = Path(tempfile.mkdtemp(prefix="scanbench-"))
     listing = file_list(args.data, args.images, args.videos, work)
     files = len(listing.read_text().split())
     runs: dict[str, list[float]] = {name: [] for name in ENGINES}
     try:
         for round_ in range(args.rounds):
-            for name, (engine, workers) in ENGINES.items():
+            for name, (engine, workers, threads) in ENGINES.items():
                 out = work / f"{engine}{workers}-{round_}.parquet"
+                config = ScanConfig(model=args.model, max_frames=16, threads=threads)
                 start = time.perf_counter()
                 summary = scan([listing], out, config, engine=engine, workers=workers, progress=False)
                 seconds = time.perf_counter() - start

@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--fps", type=float, default=2.0, help="videos: frames sampled per second")
     sc.add_argument("--max-frames", type=int, default=64, help="videos: at most this many frames")
     sc.add_argument("--all-faces", action="store_true", help="images: score every face (row score = the most fake)")
+    sc.add_argument("--threads", type=int, default=1,
+                    help="threads per worker (face detector, runtime); the same in every engine so they agree")
     sc.add_argument("--setup", metavar="MODULE:FUNCTION",
                     help="called in every worker before the model loads (registers your own zoo entries)")
     sc.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -328,7 +330,7 @@ def cmd_scan(args) -> int:
     if args.address and args.engine != "ray":
         raise UsageError("--address names a Ray cluster: use it with --engine ray")
     config = ScanConfig(model=args.model, target=args.target, fps=args.fps, max_frames=args.max_frames,
-                        all_faces=args.all_faces, setup=args.setup)
+                        all_faces=args.all_faces, setup=args.setup, threads=args.threads)
     summary = scan(args.inputs, args.out, config, engine=args.engine, workers=args.workers, address=args.address,
                    chunk_size=args.chunk_size, progress=not args.no_progress)
     print(summary)

@@ -47,6 +47,10 @@ class ScanConfig:
     # "module:function" each worker calls before loading the model: registers a team's own zoo
     # entries in processes and Ray actors that did not import them (``register_model``).
     setup: str | None = None
+    # Threads each worker's face detector and runtime use, the same in every engine: MTCNN's
+    # landmarks move by 1e-5 px between 1 and 2 torch threads, which after alignment and JPEG
+    # moved gend-int8 scores by up to 0.03 (../shared/data, AMD EPYC); pinned, engines agree.
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Scanner:
 
         if config.setup:
             load_callable(config.setup)()
+        pin_threads(config.threads)
         self.config = config
         self.detector = load(config.model, target=config.target, progress=False)
 
@@ -169,15 +174,20 @@ def read_results(out: str | Path) -> list[dict]:
 # --------------------------------------------------------------------------- engines
 
 
+def pin_threads(threads: int) -> None:
+    """Torch (the face detector, PyTorch references) and ONNX Runtime sessions opened after this
+    use ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["DEEPFAKE_SDK_THREADS"] = str(threads)
+
+
 _WORKER: Scanner | None = None
 
 
 def _init_local_worker(config: ScanConfig) -> None:
     global _WORKER
-    os.environ.setdefault("DEEPFAKE_SDK_THREADS", "1")  # N workers on N cores, not N x N threads
-    import torch
-
-    torch.set_num_threads(1)
     _WORKER = Scanner(config)
 
 
@@ -186,9 +196,19 @@ def _score_in_worker(paths: list[str]) -> list[dict]:
 
 
 def _local(config: ScanConfig, chunks: list[list[str]], workers: int) -> Iterator[list[dict]]:
-    if workers == 1:
-        scanner = Scanner(config)
-        yield from (scanner(chunk) for chunk in chunks)
+    if workers == 1:  # in this process: its thread settings are put back afterwards
+        import torch
+
+        before = (torch.get_num_threads(), os.environ.get("DEEPFAKE_SDK_THREADS"))
+        try:
+            scanner = Scanner(config)
+            yield from (scanner(chunk) for chunk in chunks)
+        finally:
+            torch.set_num_threads(before[0])
+            if before[1] is None:
+                os.environ.pop("DEEPFAKE_SDK_THREADS", None)
+            else:
+                os.environ["DEEPFAKE_SDK_THREADS"] = before[1]
         return
     context = multiprocessing.get_context("spawn")  # torch and runtimes do not survive fork
     with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_local_worker,

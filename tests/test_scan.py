@@ -53,16 +53,14 @@ def _comparable(rows: list[dict]) -> list[tuple]:
     return [(r["path"], r["kind"], r["faces"], r["frames"], r["error"] is None, r["score"] is None) for r in rows]
 
 
-def assert_same_results(rows: list[dict], expected: list[dict], threshold: float = 0.5) -> None:
-    """Same files, kinds, faces, frames and errors; scores equal up to the last digits that thread
-    counts move (workers run one thread each, the single process two); labels equal away from the
-    threshold."""
+def assert_same_results(rows: list[dict], expected: list[dict]) -> None:
+    """Same files, kinds, faces, frames, errors, labels and scores: every engine's workers use the
+    same thread count (ScanConfig.threads), so they compute the same numbers."""
     assert _comparable(rows) == _comparable(expected)
     for got, want in zip(rows, expected):
+        assert got["label"] == want["label"], got["path"]
         if want["score"] is not None:
-            assert got["score"] == pytest.approx(want["score"], abs=2e-3), got["path"]
-            if abs(want["score"] - threshold) > 2e-3:
-                assert got["label"] == want["label"], got["path"]
+            assert got["score"] == pytest.approx(want["score"], abs=1e-6), got["path"]
 
 
 def test_scan_writes_one_row_per_file_with_errors_recorded(single, collection):
