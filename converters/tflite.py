@@ -16,8 +16,8 @@ from pathlib import Path
 import flatbuffers
 import litert_torch
 import torch
-from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 from ai_edge_litert import schema_py_generated as tfl
+from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 from litert_torch.quantize.quant_config import QuantConfig
 
 from ..quantization.pt2e import quantize_part

@@ -14,6 +14,7 @@ on a local Ray instance bound to loopback, or the cluster at ``address``.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import json
 import multiprocessing
 import os
@@ -174,13 +175,32 @@ def read_results(out: str | Path) -> list[dict]:
 # --------------------------------------------------------------------------- engines
 
 
+THREADS_ENV = "DEEPFAKE_SDK_THREADS"  # read by ONNX Runtime sessions as they open (runtimes/onnxruntime.py)
+
+
 def pin_threads(threads: int) -> None:
     """Torch (the face detector, PyTorch references) and ONNX Runtime sessions opened after this
     use ``threads`` threads."""
     import torch
 
     torch.set_num_threads(threads)
-    os.environ["DEEPFAKE_SDK_THREADS"] = str(threads)
+    os.environ[THREADS_ENV] = str(threads)
+
+
+@contextlib.contextmanager
+def threads_restored() -> Iterator[None]:
+    """This process's thread settings as they were, once the block ends (an in-process scan pins them)."""
+    import torch
+
+    threads, env = torch.get_num_threads(), os.environ.get(THREADS_ENV)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if env is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = env
 
 
 _WORKER: Scanner | None = None
@@ -196,19 +216,10 @@ def _score_in_worker(paths: list[str]) -> list[dict]:
 
 
 def _local(config: ScanConfig, chunks: list[list[str]], workers: int) -> Iterator[list[dict]]:
-    if workers == 1:  # in this process: its thread settings are put back afterwards
-        import torch
-
-        before = (torch.get_num_threads(), os.environ.get("DEEPFAKE_SDK_THREADS"))
-        try:
+    if workers == 1:
+        with threads_restored():
             scanner = Scanner(config)
             yield from (scanner(chunk) for chunk in chunks)
-        finally:
-            torch.set_num_threads(before[0])
-            if before[1] is None:
-                os.environ.pop("DEEPFAKE_SDK_THREADS", None)
-            else:
-                os.environ["DEEPFAKE_SDK_THREADS"] = before[1]
         return
     context = multiprocessing.get_context("spawn")  # torch and runtimes do not survive fork
     with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_local_worker,

@@ -65,7 +65,7 @@ def sample_frames(path: str | Path, fps: float = 2.0, max_frames: int = 64) -> t
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             duration = _duration(stream, container, rate)
             wanted = _wanted_times(duration, fps, max_frames)
-            frames = list(_decode_at(container, stream, wanted))
+            frames = list(_decode_at(container, stream, wanted, rate))
     except InvalidVideoError:
         raise
     except Exception as exc:  # PyAV raises its own error types for broken or non-video files
@@ -94,14 +94,15 @@ def _wanted_times(duration: float, fps: float, max_frames: int) -> list[float]:
     return times
 
 
-def _decode_at(container, stream, wanted: list[float]) -> Iterator[SampledFrame]:
-    """Decode sequentially; keep the first frame at or after each wanted time."""
+def _decode_at(container, stream, wanted: list[float], rate: float) -> Iterator[SampledFrame]:
+    """Decode sequentially; keep the first frame at or after each wanted time (a frame without a
+    timestamp is placed by its index at the stream's rate)."""
     pending = iter(wanted)
     target = next(pending, None)
     for index, frame in enumerate(container.decode(stream)):
         if target is None:
             return
-        time_s = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else index / 25
+        time_s = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else index / rate
         if time_s + 1e-6 >= target:
             yield SampledFrame(index, round(time_s, 3), frame.to_image().convert("RGB"))
             while target is not None and target <= time_s + 1e-6:
