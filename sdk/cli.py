@@ -559,8 +559,7 @@ def _attached(card: dict, others: list[str], path: Path) -> dict:
             card = attach_comparison(card, json.loads(Path(other).read_text()))
         except (OSError, ValueError, KeyError) as exc:
             raise UsageError(f"cannot attach {other}: {exc}") from None
-    with atomic_path(path) as tmp:
-        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+    _write_card(path, card)
     return card
 
 
@@ -570,9 +569,13 @@ def _with_videos(card: dict, spec: ModelSpec, data: Path, fps: float, max_frames
     from .training.videos import video_evaluation
 
     card = {**card, "videos": video_evaluation(load(f"{spec.base_name}-fp32"), data, fps, max_frames)}
+    _write_card(path, card)
+    return card
+
+
+def _write_card(path: Path, card: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
-    return card
 
 
 def video_line(card: dict) -> str:
