@@ -21,12 +21,7 @@ FAMILIES = {"gend-fp32": "patch-attribution", "gendf-fp32": "discontinuity", "lf
             "gend-lite-fp32": "class-activation"}
 
 
-LFM_DOES_NOT_LOCALISE = pytest.mark.xfail(
-    strict=True, reason="the shipped LFM (held-out family AUC 0.52, card) does not find self-blends: its salience is "
-                        "lower inside the blend than outside (issue 12 stays open); strict, so a better LFM must pass")
-
-
-@pytest.mark.parametrize("name", [pytest.param("lfm-fp32", marks=LFM_DOES_NOT_LOCALISE), "gendf-fp32", "gend-fp32"])
+@pytest.mark.parametrize("name", ["lfm-fp32", "gendf-fp32", "gend-fp32"])
 def test_a_self_blended_region_lights_up_more_than_the_untouched_face(name, unseen_real_crops):
     """On real faces of the held-out real pool, blended with an altered copy of themselves inside
     a face-shaped mask: the map's mean inside the mask exceeds its mean outside, on average."""

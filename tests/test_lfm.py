@@ -103,6 +103,38 @@ def test_training_moves_every_weight_and_logs_a_finite_loss(astronaut_crop):
     assert log.steps and all(np.isfinite(s["loss"]) for s in log.steps)
 
 
+def test_localization_loss_reads_blend_masks_flipped_with_the_image_and_skips_maskless_fakes():
+    """The loss supervises the dense logit shares: a self-blend's mask (mirrored when the image
+    is), zero on a real face; a fake with no known region adds nothing. A few steps on it alone
+    raise the shares inside the mask above those outside."""
+    from deepfake_sdk.models.lfm.train import localization_loss
+    from deepfake_sdk.training.items import BLEND, CROP, Items
+
+    torch.manual_seed(0)
+    model = LFM().train()
+    mask = np.zeros((4, 32, 32), np.uint8)
+    mask[0, 4:20, 2:12] = 255  # the blend's region: left part of the crop
+    items = Items(np.zeros((4, 64, 64, 3), np.uint8), np.array([1, 0, 1, 1]), np.ones(4), np.arange(4),
+                  np.array([BLEND, CROP, CROP, BLEND]), mask)
+    x = torch.randn(4, 3, 64, 64)
+    no_flip = np.zeros(4, bool)
+    only_maskless = localization_loss(model, model.maps(x[2:3]), items, np.array([2]), no_flip[:1])
+    assert only_maskless.item() == 0.0
+    flipped = np.array([True, False, False, False])
+    assert not torch.isclose(localization_loss(model, model.maps(x), items, np.arange(4), flipped),
+                             localization_loss(model, model.maps(x), items, np.arange(4), no_flip))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = localization_loss(model, model.maps(x), items, np.arange(4), no_flip)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        shares = model.position_shares(model.maps(x[:1]))[0]  # (8, 8) for a 64 px crop
+    inside = F.adaptive_avg_pool2d(torch.from_numpy(mask[:1]).float()[None] / 255, 8)[0, 0] > 0.5
+    assert shares[inside].mean() > shares[~inside].mean()
+
+
 def test_shipped_lfm_loads_checked_and_its_card_counts_its_parameters():
     import json
 

@@ -29,6 +29,7 @@ LFM_SPEC = ModelSpec(
     backbone=NPR_SALIENCE,
     weights="lfm.safetensors",
     precision="fp32",
+    version="0.2.0",  # 0.2: the salience map is trained against self-blend masks (train.localization_loss)
     threshold=card_threshold(_CARD),  # 5% false positives on the card's held-out real faces
     description="LFM (NPR + salience CNN + Top-16 pooling), PyTorch FP32 reference",
     int8_activations="static",  # a ReLU CNN: static activations let its convolutions run INT8

@@ -15,7 +15,9 @@ default).
 
 Because the head is linear in the pooled values and each pooled value is a mean of selected
 positions, every position's share of the fake-minus-real logit is exact: that share, summed
-over channels, is the salience map :meth:`LFM.explain` returns.
+over channels, is the salience map :meth:`LFM.explain` returns. Training can supervise the same
+per-position shares with the self-blends' masks (``train.LFMConfig.localization_weight``), so the
+map the user sees points at the blended region rather than wherever the residual is loud.
 """
 from __future__ import annotations
 
@@ -132,13 +134,20 @@ class LFM(DetectorModel):
         pooled = self.pool(self.maps(pixels))
         return self.head(pooled), F.normalize(pooled, p=2, dim=-1)
 
+    def position_shares(self, maps: torch.Tensor, selected: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, S/8, S/8)``: each position's share of the fake-minus-real logit, counting the
+        channels in ``selected`` (the pooling's picks: the exact share) or, without it, every
+        channel (the dense map training supervises)."""
+        direction = (self.head.weight[1] - self.head.weight[0]).view(1, -1, 1, 1)
+        weighted = maps * direction if selected is None else maps * selected * direction
+        return weighted.sum(1) / self.pool.k
+
     @torch.no_grad()
     def explain(self, pixels: torch.Tensor) -> torch.Tensor:
         """Each position's exact share of the fake-minus-real logit (``(B, S/8, S/8)``): the
         head's weight difference times the value, over the channels whose top-k picked it."""
         maps = self.maps(pixels)
-        direction = (self.head.weight[1] - self.head.weight[0]).view(1, -1, 1, 1)
-        return (maps * self.pool.selected(maps) * direction).sum(1) / self.pool.k
+        return self.position_shares(maps, self.pool.selected(maps))
 
     def export_hints(self) -> ExportHints:
         # INT8 covers the salience network; the 1x1 reduction, Top-K and the head stay float

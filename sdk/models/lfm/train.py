@@ -8,6 +8,12 @@ degraded copy of half of them and one self-blend per real face (the same item un
 GenD's recipe, :mod:`deepfake_sdk.training.items`), generated fakes up-weighted, labels
 balanced. The items are drawn once and shared by every fold.
 
+Besides the weighted cross-entropy, a localization term supervises each position's share of the
+fake-minus-real logit (the salience map users see): inside a self-blend's mask it should say
+fake, on a real face nowhere. Without it the map lit up wherever the residual was loud (hair,
+edges) and was lower inside the blend than outside; other fakes carry no mask and are left to
+the classification loss.
+
 Before the final model, a smaller run (fewer faces per source, fewer epochs: ten of them must
 fit the hour on two cores) trains on each held-out fold, beside the metadata-only control (the
 file's traits alone); the card records each fold's AUC, the threshold chosen on the held-out
@@ -28,7 +34,7 @@ from ...metrics import roc_auc
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
 from ...training.records import output_dir, provenance, threshold_entry, train_command, write_trained
-from ...training.items import Items, capped, items_for, load_crops, weighted_for
+from ...training.items import BLEND, Items, capped, items_for, load_crops, weighted_for
 from ...training.runs import (TrainLog, log_step, per_source, pixels, resolve_device, summarize,
                               threshold_at_fpr)
 from ...zoo import ModelSpec, get_spec
@@ -46,6 +52,7 @@ class LFMConfig:
     weight_decay: float = 1e-4
     k: int = TOP_K
     selection: str = "top-k"  # or "random-k" (training only)
+    localization_weight: float = 0.5  # 0: classification loss only
     sbi_per_real: int = 1
     degrade: float = 0.5
     generated_weight: float = 2.0
@@ -88,7 +95,10 @@ def train_lfm(items: Items, idx: np.ndarray, cfg: LFMConfig, pp, epochs: int) ->
             x[flip] = x[flip, :, ::-1]
             y = torch.from_numpy(items.labels[b]).to(device)
             w = torch.from_numpy(items.weights[b]).float().to(device)
-            loss = (F.cross_entropy(model(pixels(x, pp, device)), y, reduction="none") * w).mean()
+            maps = model.maps(pixels(x, pp, device))
+            loss = (F.cross_entropy(model.head(model.pool(maps)), y, reduction="none") * w).mean()
+            if cfg.localization_weight > 0 and items.masks is not None:
+                loss = loss + cfg.localization_weight * localization_loss(model, maps, items, b, flip)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -96,6 +106,20 @@ def train_lfm(items: Items, idx: np.ndarray, cfg: LFMConfig, pp, epochs: int) ->
             log_step(log, epoch, len(log.steps) + 1, total, {"loss": round(loss.item(), 4)}, start)
     log.seconds = time.time() - start
     return model.eval().cpu(), log
+
+
+def localization_loss(model: LFM, maps: torch.Tensor, items: Items, b: np.ndarray, flip: np.ndarray) -> torch.Tensor:
+    """Binary cross-entropy of each position's (dense) logit share against where the item is
+    fake: the self-blend's mask pooled to the map's grid, zero everywhere on a real face; items
+    without a known region (other fakes) are left out."""
+    known = (items.kind[b] == BLEND) | (items.labels[b] == 0)
+    if not known.any():
+        return maps.sum() * 0.0
+    masks = items.masks[b].copy()
+    masks[flip] = masks[flip, :, ::-1]
+    target = F.adaptive_avg_pool2d(torch.from_numpy(masks[known]).float()[:, None] / 255.0, maps.shape[-1])[:, 0]
+    shares = model.position_shares(maps[torch.from_numpy(known).to(maps.device)]) * model.pool.k
+    return F.binary_cross_entropy_with_logits(shares, target.to(maps.device))
 
 
 @torch.no_grad()
@@ -120,7 +144,8 @@ class Run:
     @classmethod
     def prepare(cls, data_dir: Path, spec: ModelSpec, cfg: LFMConfig) -> "Run":
         crops = load_crops(data_dir, spec.preprocessing)
-        items = items_for(crops, np.arange(len(crops.samples)), cfg, np.random.default_rng(cfg.seed))
+        items = items_for(crops, np.arange(len(crops.samples)), cfg, np.random.default_rng(cfg.seed),
+                          masks=cfg.localization_weight > 0)
         return cls(Path(data_dir), spec, cfg, crops, items, metadata_features(crops.samples, data_dir))
 
     def item_index(self, sample_idx: np.ndarray, cap: int | None) -> np.ndarray:
@@ -186,7 +211,8 @@ def _card(run: Run, final: Fold, results: list[dict], log: TrainLog, threshold: 
         "recipe": "scratch",
         "recipe_note": (f"final: {cfg.epochs} epochs, at most {cfg.per_source_cap} crops per source and label; folds: "
                         f"{cfg.fold_epochs} epochs, at most {cfg.fold_per_source_cap}; one self-blend per real and a "
-                        "degraded copy of half the items, drawn once"),
+                        "degraded copy of half the items, drawn once; localization loss (weight "
+                        f"{cfg.localization_weight}) on the salience map: blend masks, zero on real faces"),
         "data": {"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
                  "skipped_no_face": len(run.crops.skipped), "per_family": per_family,
                  "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
