@@ -1,5 +1,8 @@
-"""OpenVINO on the CPU. FP32 artifacts run with ``INFERENCE_PRECISION_HINT=f32``: without it
-OpenVINO executes them in bf16 on CPUs that support it, and FP32 parity would be lost."""
+"""OpenVINO on the CPU. FP32 and INT8 artifacts run with ``INFERENCE_PRECISION_HINT=f32``:
+without it OpenVINO executes every float part in bf16 on CPUs that support it (AVX-512 BF16,
+AMX), so FP32 parity would be lost there, and an INT8 artifact's float parts (attention,
+LayerNorms, the head) would round differently on an Intel AMX machine than on the AVX2 machine
+whose release gate recorded them."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,6 +14,12 @@ from ..errors import ArtifactError
 from .base import Runtime
 
 
+def float_parts_config(precision: str) -> dict[str, str]:
+    """Compile options that keep what an artifact computes in float at FP32 on every CPU; an FP16
+    artifact asked for half precision and is left to the plugin's choice."""
+    return {} if precision == "fp16" else {"INFERENCE_PRECISION_HINT": "f32"}
+
+
 class OpenVINORuntime(Runtime):
     name = "openvino"
     package = "openvino"
@@ -20,7 +29,7 @@ class OpenVINORuntime(Runtime):
         import openvino as ov
 
         core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": "f32"} if artifact.precision == "fp32" else {}
+        config = dict(float_parts_config(artifact.precision))
         # e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE for weight-compressed INT8 (converters/openvino.py)
         config.update((artifact.manifest.get("quantization") or {}).get("runtime_config", {}))
         try:

@@ -238,6 +238,12 @@ def test_openvino_weight_compression_keeps_named_layers_float(tiny_gend, astrona
     mixed = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
                    quantization=Int8Config(activations="dynamic", float_layers=(FC,)))
     assert plain.manifest["quantization"]["runtime_config"] == {"DYNAMIC_QUANTIZATION_GROUP_SIZE": "32"}
+    import openvino as ov
+
+    from deepfake_sdk.runtimes.base import runtime_for
+    compiled = runtime_for(plain).compiled  # float parts at FP32 whatever the CPU offers (bf16, AMX)
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == 32
     assert _int8_weights(plain.model_file, FC) == 1
     assert _int8_weights(mixed.model_file, FC) == 0
     assert _int8_weights(mixed.model_file, FC.replace("fc1", "fc2")) == 1
