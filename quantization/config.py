@@ -101,15 +101,17 @@ ACTIVATION_SCHEMES = ("static", "dynamic")
 
 
 def config_for(precision: str, target: str | None = None, activations: str | None = None,
-               min_float_layers: int | None = None) -> QuantConfig:
+               min_float_layers: int | None = None, weight_symmetric: bool | None = None) -> QuantConfig:
     """Default recipe of a precision name; for INT8, with the target's activation scheme and
     float floor unless the model names its own (``ModelSpec.int8_activations`` /
-    ``ModelSpec.int8_float_floor``)."""
+    ``ModelSpec.int8_float_floor`` / ``ModelSpec.int8_asymmetric_weights``)."""
     configs = {"int8": Int8Config(), "w8": W8Config(), "fp16": FP16Config(), "fp32": FP32Config()}
     if precision not in configs:
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
         row = get_target(target)
         floor = row.int8_min_float_layers if min_float_layers is None else min_float_layers
-        return Int8Config(activations=activations or row.int8_activations, min_float_layers=floor)
+        symmetric = Int8Config.weight_symmetric if weight_symmetric is None else weight_symmetric
+        return Int8Config(activations=activations or row.int8_activations, min_float_layers=floor,
+                          weight_symmetric=symmetric)
     return configs[precision]

@@ -79,6 +79,7 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
               "sdk": __version__, "machine": f"{platform.system()} {platform.machine()}",
               "command": f"deepfake-sdk numerics {model}-fp32 --data {data}",
               "date": datetime.date.today().isoformat()}
+    record.update(_kept_notes(out / f"{model}.json", ref))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{model}.json").write_text(jsonio.dumps(record, indent=1) + "\n")
     path = out / f"{model}.md"
@@ -99,6 +100,18 @@ def _merged(previous: Path, ref: Reference, rows: list[dict]) -> list[dict]:
     kept = [fresh.pop((r["target"], r["precision"]), {**r, "measured": r.get("measured", old.get("date"))})
             for r in old.get("rows", [])]
     return kept + list(fresh.values())
+
+
+def _kept_notes(previous: Path, ref: Reference) -> dict:
+    """What people wrote beside the rows of ``previous`` (``notes``: paragraphs of the table's page;
+    ``*_trials``: recipes tried and not kept), carried into the refreshed record while it is
+    measured on the same reference faces, so a refresh never drops why a row looks as it does."""
+    if not previous.is_file():
+        return {}
+    old = json.loads(previous.read_text())
+    if (old.get("reference") or {}).get("data", {}).get("manifest_sha256") != ref.meta["data"]["manifest_sha256"]:
+        return {}
+    return {k: v for k, v in old.items() if k == "notes" or k.endswith("_trials")}
 
 
 def _faces_lines(used: dict) -> list[str]:
@@ -140,4 +153,6 @@ def _markdown(record: dict) -> str:
     lines += ["", "None of these faces calibrated the artifacts (gate and calibration sources are disjoint). The "
               "table is about how faithfully each artifact reproduces the float model, not how good the model "
               "is: the model's held-out detection numbers are in its card (`deepfake-sdk card MODEL`)."]
+    for paragraph in record.get("notes") or ():
+        lines += ["", paragraph]
     return "\n".join(lines) + "\n"

@@ -87,6 +87,10 @@ class ModelSpec:
     # row's floor: where its all-INT8 build passes the build gate yet flips held-out faces near
     # its threshold, and the floor was measured to help (a target not named keeps the row's).
     int8_float_floor: tuple[tuple[str, int], ...] = ()
+    # Targets whose INT8 weights take a zero point per channel (asymmetric) instead of the
+    # symmetric default: where weight error alone flips held-out faces and a zero point was
+    # measured to fix it without growing the file (numerics/ of the family records the trial).
+    int8_asymmetric_weights: tuple[str, ...] = ()
 
     @property
     def base_name(self) -> str:
@@ -105,7 +109,8 @@ class ModelSpec:
 
     def int8_recipe_overrides(self, target: str | None) -> dict:
         """What this model asks of ``config_for`` on ``target`` over the row's INT8 defaults."""
-        return {"activations": self.int8_activations, "min_float_layers": dict(self.int8_float_floor).get(target)}
+        return {"activations": self.int8_activations, "min_float_layers": dict(self.int8_float_floor).get(target),
+                "weight_symmetric": False if target in self.int8_asymmetric_weights else None}
 
     def to_dict(self) -> dict:
         return asdict(self)

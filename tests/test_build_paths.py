@@ -204,3 +204,17 @@ def test_a_model_can_ask_a_target_for_a_float_floor():
         asked = config_for("int8", target, **gendf.int8_recipe_overrides(target)).min_float_layers
         assert asked == (8 if target == "onnx" else row)
         assert config_for("int8", target, **gend.int8_recipe_overrides(target)).min_float_layers == row
+
+
+def test_gendf_asks_openvino_alone_for_asymmetric_int8_weights():
+    """GenDF's OpenVINO weights take a zero point per channel (its symmetric INT8 flipped a third
+    held-out face); every other target, and every model that asks nothing, keeps symmetric."""
+    from deepfake_sdk.zoo import get_spec
+
+    gendf, gend = get_spec("gendf-int8"), get_spec("gend-int8")
+    for target in ("onnx", "openvino", "executorch", "tflite", "coreml"):
+        asked = config_for("int8", target, **gendf.int8_recipe_overrides(target)).weight_symmetric
+        assert asked is (target != "openvino")
+        assert config_for("int8", target, **gend.int8_recipe_overrides(target)).weight_symmetric is True
+    assert config_for("int8", "openvino", **gendf.int8_recipe_overrides("openvino")).key() != \
+        config_for("int8", "openvino").key(), "a different recipe is a different cached artifact"

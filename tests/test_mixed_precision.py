@@ -249,6 +249,41 @@ def test_openvino_weight_compression_keeps_named_layers_float(tiny_gend, astrona
     assert _int8_weights(mixed.model_file, FC.replace("fc1", "fc2")) == 1
 
 
+def _weight_types(xml_path) -> set[str]:
+    """Element types of the constants NNCF's weight compression wrote (8-bit ones)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml_path))
+    return {op.get_element_type().get_type_name() for op in model.get_ops()
+            if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() in ("i8", "u8")}
+
+
+def test_openvino_asymmetric_weights_take_a_zero_point(tiny_gend, astronaut_crop, tmp_path):
+    """``weight_symmetric=False``: unsigned INT8 weights with a zero point (NNCF INT8_ASYM), said
+    in the manifest; the default stays signed and symmetric."""
+    pytest.importorskip("nncf")
+    from dataclasses import replace
+
+    from conftest import augmented_crops
+    from deepfake_sdk.export import export
+    from deepfake_sdk.quantization.config import Int8Config
+    from deepfake_sdk.runtimes.base import runtime_for
+    from deepfake_sdk.preprocess import to_batch
+    from deepfake_sdk.zoo import Preprocessing, get_spec
+
+    spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
+    crops = augmented_crops(astronaut_crop, 56, 4)
+    sym = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "sym", spec=spec)
+    asym = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "asym", spec=spec,
+                  quantization=Int8Config(activations="dynamic", weight_symmetric=False))
+    assert sym.manifest["quantization"]["mode"] == "int8_sym" and _weight_types(sym.model_file) == {"i8"}
+    assert asym.manifest["quantization"]["mode"] == "int8_asym" and _weight_types(asym.model_file) == {"u8"}
+    x = to_batch(crops, spec.preprocessing)
+    with torch.no_grad():
+        ref = tiny_gend(torch.from_numpy(x)).numpy()
+    assert np.abs(np.asarray(runtime_for(asym).run(x)) - ref).max() < 0.1
+
+
 def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
     """The static NNCF recipe (``activations="static"``): no FakeQuantize feeds a float layer."""
     pytest.importorskip("nncf")

@@ -34,3 +34,21 @@ def test_rows_measured_on_other_faces_are_dropped(tmp_path):
     fresh = [{"target": "executorch", "precision": "int8", "size_mb": 2.0, "status": "pass"}]
     assert _merged(_table(tmp_path, manifest="other"), _reference("abc"), fresh) == fresh
     assert _merged(tmp_path / "missing.json", _reference("abc"), fresh) == fresh
+
+
+def test_notes_and_trials_survive_a_refresh_on_the_same_faces_and_print_below_the_table(tmp_path):
+    from deepfake_sdk.numerics import _kept_notes
+
+    path = _table(tmp_path)
+    record = json.loads(path.read_text())
+    record.update(notes=["Why the onnx row keeps 8 layers float."], floor_trials=[{"target": "tflite", "flips": 10}],
+                  unrelated="dropped")
+    path.write_text(json.dumps(record))
+    kept = _kept_notes(path, _reference("abc"))
+    assert kept == {"notes": ["Why the onnx row keeps 8 layers float."], "floor_trials": [{"target": "tflite", "flips": 10}]}
+    assert _kept_notes(path, _reference("other")) == {} and _kept_notes(tmp_path / "none.json", _reference("abc")) == {}
+    page = _markdown({"model": "m", "date": "d", "machine": "x", "command": "c", "sdk": "0", "policy": {},
+                      "reference": {"model": "m", "device": "cpu", "torch": "t", "metrics": {},
+                                    "data": {"samples": 1, "folder": "f", "manifest_sha256": "abc"}},
+                      "rows": record["rows"], **kept})
+    assert page.rstrip().endswith("Why the onnx row keeps 8 layers float.")
