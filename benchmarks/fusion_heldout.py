@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_sdk.device import device_info
 from deepfake_sdk.metrics import roc_auc
 from deepfake_sdk.models.gendf import train as gendf_train
 from deepfake_sdk.models.lfm import train as lfm_train
@@ -92,8 +93,6 @@ def compare(folds: list[dict]) -> dict:
 
 
 def _machine() -> str:
-    from deepfake_sdk.device import device_info
-
     info = device_info()
     return f"{info.cpu_model} ({info.cpu_class}), {time.strftime('%Y-%m-%d')}"
 

@@ -29,7 +29,7 @@ class OpenVINORuntime(Runtime):
         import openvino as ov
 
         core = ov.Core()
-        config = dict(float_parts_config(artifact.precision))
+        config = float_parts_config(artifact.precision)
         # e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE for weight-compressed INT8 (converters/openvino.py)
         config.update((artifact.manifest.get("quantization") or {}).get("runtime_config", {}))
         try:

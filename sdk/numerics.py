@@ -87,14 +87,20 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
     return path
 
 
+def _same_faces_record(previous: Path, ref: Reference) -> dict:
+    """The record in ``previous`` when it was measured against ``ref``'s faces, else ``{}``."""
+    if not previous.is_file():
+        return {}
+    old = json.loads(previous.read_text())
+    same_faces = (old.get("reference") or {}).get("data", {}).get("manifest_sha256") == ref.meta["data"]["manifest_sha256"]
+    return old if same_faces else {}
+
+
 def _merged(previous: Path, ref: Reference, rows: list[dict]) -> list[dict]:
     """``rows`` plus the rows of ``previous`` they do not replace, in its order, when ``previous``
     was measured against the same reference faces (else only ``rows``)."""
-    if not previous.is_file():
-        return rows
-    old = json.loads(previous.read_text())
-    same_faces = (old.get("reference") or {}).get("data", {}).get("manifest_sha256") == ref.meta["data"]["manifest_sha256"]
-    if not same_faces:
+    old = _same_faces_record(previous, ref)
+    if not old:
         return rows
     fresh = {(r["target"], r["precision"]): r for r in rows}
     kept = [fresh.pop((r["target"], r["precision"]), {**r, "measured": r.get("measured", old.get("date"))})
@@ -106,11 +112,7 @@ def _kept_notes(previous: Path, ref: Reference) -> dict:
     """What people wrote beside the rows of ``previous`` (``notes``: paragraphs of the table's page;
     ``*_trials``: recipes tried and not kept), carried into the refreshed record while it is
     measured on the same reference faces, so a refresh never drops why a row looks as it does."""
-    if not previous.is_file():
-        return {}
-    old = json.loads(previous.read_text())
-    if (old.get("reference") or {}).get("data", {}).get("manifest_sha256") != ref.meta["data"]["manifest_sha256"]:
-        return {}
+    old = _same_faces_record(previous, ref)
     return {k: v for k, v in old.items() if k == "notes" or k.endswith("_trials")}
 
 
