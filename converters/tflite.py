@@ -6,6 +6,12 @@ back beside the float head. By default (the target's row) activations are dynami
 static INT8 rounds each layer's output to one scale and DINOv2's outlier channels cost 0.95
 Pearson (0.9995 dynamic); the converter is told the graph is PT2E-quantized so Q/DQ pairs
 become INT8 kernels. Exported at batch 1.
+
+Told the graph is *dynamically* quantized, LiteRT's converter gives every float weight it meets
+an INT8 copy and a hybrid kernel, the layers the recipe keeps float included (the patch
+embedding, mixed-precision layers, the head): :func:`restore_float_weights` puts their float
+weights back after conversion, so the file is what its manifest says (on gendf the
+mixed-precision search had been a no-op: 64 "float" layers, all INT8 in the file).
 """
 from __future__ import annotations
 
@@ -15,11 +21,13 @@ from pathlib import Path
 
 import flatbuffers
 import litert_torch
+import numpy as np
 import torch
 from ai_edge_litert import schema_py_generated as tfl
 from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
 from litert_torch.quantize.quant_config import QuantConfig
 
+from ..models.contract import DetectorModel
 from ..quantization.pt2e import quantize_part
 from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts, module_layer_sensitivity
 from .base import METADATA_KEY, quiet_tools
@@ -37,6 +45,9 @@ def export(request: ExportRequest) -> ExportResult:
     with torch.no_grad(), quiet_tools():
         edge = litert_torch.convert(wrapper, (example_input(request.input_size, 1),), quant_config=quant_config)
     edge.export(str(request.out_dir / "model.tflite"))
+    if request.precision == "int8":
+        kept = float_weights(request.model, request.quantization)
+        details["float_weights_restored"] = restore_float_weights(request.out_dir / "model.tflite", kept)
     return ExportResult("model.tflite", _tool_versions(), {**details, "batch": 1})
 
 
@@ -50,6 +61,82 @@ def _quantize(request: ExportRequest):
     details = {"engine": "pt2e", "quantizer": "litert PT2EQuantizer", "per_channel": cfg.per_channel,
                "activations": cfg.activations, "float": float_parts(request.model, cfg)}
     return model, QuantConfig(pt2e_quantizer=quantizer), details
+
+
+def float_weights(model: DetectorModel, cfg) -> list[np.ndarray]:
+    """The weights of every conv and Linear an INT8 recipe keeps float, in LiteRT's layout (a
+    Linear's ``(out, in)``; a conv's ``(out, kh, kw, in)``): everything outside the quantized
+    part, the stem when the first layer stays float, and the mixed-precision layers."""
+    hints = model.export_hints()
+
+    def is_float(name: str) -> bool:
+        return (not hints.inside(name) or (cfg.keep_first_layer_float and hints.in_stem(name))
+                or any(name == f or name.startswith(f + ".") for f in cfg.float_layers))
+
+    kept = []
+    for name, module in model.named_modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)) and is_float(name):
+            weight = module.weight.detach().float()
+            kept.append((weight.permute(0, 2, 3, 1) if weight.dim() == 4 else weight).contiguous().numpy())
+    return kept
+
+
+def restore_float_weights(model_file: Path, kept: list[np.ndarray]) -> int:
+    """Give back their float weights to the hybrid ops (float input, INT8 weight) whose INT8
+    weight is a rounding of one of ``kept``; returns how many. A weight matches when its shape is
+    the same and every value lies within half a step of its scale; the file is rewritten only when
+    something was restored."""
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(Path(model_file).read_bytes()), 0)
+    by_shape: dict[tuple, list[np.ndarray]] = {}
+    for weight in kept:
+        by_shape.setdefault(weight.shape, []).append(weight)
+    restored = 0
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if len(op.inputs) < 2 or op.inputs[1] < 0:
+                continue
+            tensor = graph.tensors[op.inputs[1]]
+            if tensor.type != tfl.TensorType.INT8 or graph.tensors[op.inputs[0]].type != tfl.TensorType.FLOAT32:
+                continue
+            match = _float_original(model, tensor, by_shape.get(tuple(int(d) for d in tensor.shape), []))
+            if match is not None:
+                model.buffers[tensor.buffer].data = np.frombuffer(match.astype("<f4").tobytes(), np.uint8)
+                tensor.type, tensor.quantization = tfl.TensorType.FLOAT32, None
+                restored += 1
+    if restored:
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        Path(model_file).write_bytes(bytes(builder.Output()))
+    return restored
+
+
+def _float_original(model, tensor, candidates: list[np.ndarray]) -> np.ndarray | None:
+    """The float weight ``tensor`` is an INT8 rounding of (one scale per channel, or one for the
+    tensor), or None. The converter folds a multiply that precedes a Linear (a LayerNorm's scale)
+    into its weight's input columns before rounding, so a Linear's candidate also matches with its
+    columns rescaled by the factors that fit best, and is restored so (the fitted factors carry
+    a few hundredths of a step of error, far below the rounding they replace)."""
+    quant = tensor.quantization
+    if not candidates or quant is None or quant.scale is None or len(quant.scale) not in (1, tensor.shape[0]):
+        return None  # the converter's own INT8 copies are per tensor, the PT2E ones per channel
+    values = np.asarray(model.buffers[tensor.buffer].data, np.uint8).view(np.int8).reshape(tuple(tensor.shape))
+    scale = np.asarray(quant.scale, np.float32).reshape((-1,) + (1,) * (len(tensor.shape) - 1))
+    rounded = values * scale
+    for weight in candidates:
+        if np.all(np.abs(rounded - weight) <= 0.5001 * scale + 1e-12):
+            return weight
+        if weight.ndim == 2:
+            folded = weight * _column_factors(weight, rounded)
+            if np.all(np.abs(rounded - folded) <= 0.75 * scale + 1e-12):
+                return folded.astype(np.float32)
+    return None
+
+
+def _column_factors(weight: np.ndarray, rounded: np.ndarray) -> np.ndarray:
+    """Least-squares factor per input column taking ``weight`` to ``rounded``."""
+    w, r = weight.astype(np.float64), rounded.astype(np.float64)
+    norms = np.sum(w * w, axis=0)
+    return np.where(norms > 0, np.sum(w * r, axis=0) / np.where(norms > 0, norms, 1.0), 1.0)[None, :]
 
 
 def _tool_versions() -> dict[str, str]:

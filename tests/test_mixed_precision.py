@@ -304,3 +304,44 @@ def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
     assert _fake_quantized_inputs(mixed.model_file, FC) == 0
     assert _fake_quantized_inputs(mixed.model_file, FC.replace("fc1", "fc2")) > 0
     assert mixed.manifest["recipe"]["float_layers"] == [FC]
+
+
+def _tflite_weight_types(model_file) -> dict[str, list[str]]:
+    """Per op kind with a weight (FULLY_CONNECTED, CONV_2D): the element type of each weight."""
+    from ai_edge_litert import schema_py_generated as tfl
+
+    model = tfl.ModelT.InitFromPackedBuf(bytearray(model_file.read_bytes()), 0)
+    ops = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(tfl.TensorType).items() if not k.startswith("_")}
+    graph, out = model.subgraphs[0], {}
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = ops[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        if kind in ("FULLY_CONNECTED", "CONV_2D"):
+            out.setdefault(kind, []).append(types[graph.tensors[op.inputs[1]].type])
+    return out
+
+
+def test_litert_keeps_float_what_the_recipe_keeps_float(tiny_gend, astronaut_crop, tmp_path):
+    """LiteRT's converter, in dynamic mode, gives every float weight an INT8 copy; the converter
+    puts back the stem's and the named layers' float weights, so the file is what the manifest says."""
+    pytest.importorskip("litert_torch")
+    from dataclasses import replace
+
+    from conftest import augmented_crops
+    from deepfake_sdk.export import export
+    from deepfake_sdk.quantization.config import Int8Config
+    from deepfake_sdk.zoo import Preprocessing, get_spec
+
+    spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
+    crops = augmented_crops(astronaut_crop, 56, 4)
+    plain = export(tiny_gend, "tflite", "int8", calibration=crops, out=tmp_path / "plain", spec=spec,
+                   quantization=Int8Config(activations="dynamic"))
+    mixed = export(tiny_gend, "tflite", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
+                   quantization=Int8Config(activations="dynamic", float_layers=(FC,)))
+    before, after = _tflite_weight_types(plain.model_file), _tflite_weight_types(mixed.model_file)
+    assert before["CONV_2D"] == ["FLOAT32"] == after["CONV_2D"], "the patch embedding stays float"
+    assert before["FULLY_CONNECTED"].count("INT8") == after["FULLY_CONNECTED"].count("INT8") + 1
+    assert after["FULLY_CONNECTED"].count("INT8") >= 1, "the other Linears stay INT8"
+    restored = mixed.manifest["quantization"]["float_weights_restored"]
+    assert restored == plain.manifest["quantization"]["float_weights_restored"] + 1
