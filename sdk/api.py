@@ -7,10 +7,11 @@ from pathlib import Path
 from .artifact import Artifact
 from .build import ensure_artifact, served
 from .bundles.writer import BUNDLE_KIND, Bundle
-from .detector import Detector, TorchBackend
+from .detector import Detector, MembersBackend, TorchBackend
 from .device import select_target
 from .gates import Gate
 from .models.factory import create_model
+from .models.fused.model import DEFAULT_RULE, adapters_for, check_members, fusion_card
 from .runtimes.base import require_runtime, runtime_class, runtime_for
 from .zoo import ModelSpec, get_spec, recorded_drift
 
@@ -36,8 +37,22 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
         return Detector(spec, TorchBackend(create_model(spec)), "pytorch")
     selection = select_target(spec.precision, target, drifting=recorded_drift(spec))  # measured drift passed over
     require_runtime(selection.target)  # before a long build that could not run anyway
+    if spec.members:
+        return _fused(spec, selection.target, calibration, progress, strict, gate)
     artifact = ensure_artifact(spec, selection.target, calibration=calibration, progress=progress, gate=gate)
     return _from_artifact(served(artifact, strict), spec)
+
+
+def _fused(spec: ModelSpec, target: str, calibration, progress: bool, strict: bool, gate: Gate | None) -> Detector:
+    """A fused entry on ``target``: each member's artifact (built, gated and served as its own
+    ``load`` would), their scores combined by the card's rule."""
+    card = fusion_card(spec)
+    if card is not None:
+        check_members(spec, card)
+    runtimes = [runtime_for(served(ensure_artifact(member, target, calibration=calibration, progress=progress,
+                                                   gate=gate), strict)) for member in spec.member_specs()]
+    backend = MembersBackend(runtimes, adapters_for(spec), card["fusion"]["rule"] if card else DEFAULT_RULE)
+    return Detector(spec, backend, backend.name)
 
 
 def _from_bundle(bundle: Bundle, target: str | None) -> Detector:

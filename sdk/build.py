@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .artifact import Artifact, build_lock
-from .errors import ParityGateError, ParityWarning
+from .errors import ParityGateError, ParityWarning, UsageError
 from .export import default_artifact_dir, export
 from .gates import Gate
 from .models.factory import create_model
@@ -36,6 +36,9 @@ def ensure_artifact(spec: ModelSpec, target: str, calibration=None, progress: bo
     reference on gate faces disjoint from the calibration faces, and fall back to mixed
     precision when they drift.
     """
+    if spec.members:
+        raise UsageError(f"{spec.name} has no artifact of its own: it runs its members' artifacts "
+                         f"({', '.join(m.name for m in spec.member_specs())}); build or export those")
     recipe = config_for(spec.precision, target, **spec.int8_recipe_overrides(target))
     sets = build_sets(calibration, recipe.calibration_size, VERIFY_SIZE, spec.preprocessing, spec.weights_path) \
         if spec.precision == "int8" else None

@@ -13,17 +13,23 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__, jsonio
 from .artifact import sha256_file
 from .build import ensure_artifact
-from .gates import Gate
-from .parity import Reference, build_reference, verify
+from .gates import Gate, compare
+from .models.fused.model import DEFAULT_RULE, fusion_card
+from .models.fused.rules import combine, margins_from_probs, probs_from_margins
+from .parity import Reference, VerifyResult, build_reference, verify
 from .paths import cache_dir
 from .reports import fmt as _f
 from .runtimes.base import runtime_class
 from .targets import get_target
 from .training.data import HOLDOUT_MANIFEST, holdout_folder
-from .zoo import get_spec, with_precision
+from .zoo import ModelSpec, get_spec, with_precision
+
+PREDICTS_ELSEWHERE = "exported and validated; prediction needs macOS/iOS"
 
 
 def reference_for(model: str, data: Path) -> Reference:
@@ -53,23 +59,9 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
         for precision in precisions:
             if precision not in get_target(target).precisions:
                 continue
-            artifact = ensure_artifact(with_precision(spec, precision), target, progress=False)  # the default build
-            row = {"target": target, "precision": precision, "size_mb": round(artifact.size_bytes() / 1e6, 1),
-                   "recipe": artifact.manifest["recipe"].get("activations", ""),
-                   "float_layers": len(artifact.manifest["recipe"].get("float_layers") or ())}
-            if artifact.manifest.get("calibration"):
-                used.setdefault("calibration", artifact.manifest["calibration"])
-                used.setdefault("build_gate", (artifact.manifest.get("mixed_precision") or {}).get("gate_faces"))
-            if not runtime_class(target).is_available():
-                row["status"] = "exported and validated; prediction needs macOS/iOS"
-            else:
-                result = verify(artifact, ref, data=faces, policy=policy)
-                m = result.metrics
-                row.update(status="pass" if result.passed else "DRIFT: " + ", ".join(c.metric for c in result.failures),
-                           runtime=result.runtime, pearson=m.pearson, spearman=m.spearman, flip_rate=m.flip_rate,
-                           auc=m.auc, auc_drop=m.auc_drop, eer_increase=m.eer_increase, p99_abs_diff=m.p99_abs_diff,
-                           max_abs_diff=m.max_abs_diff, feature_cosine_mean=m.feature_cosine_mean, nonfinite=m.nonfinite)
-            rows.append({**row, "measured": datetime.date.today().isoformat()})
+            measure = _fused_row if spec.members else _row
+            rows.append({**measure(with_precision(spec, precision), target, ref, faces, policy, used),
+                         "measured": datetime.date.today().isoformat()})
     rows = _merged(out / f"{model}.json", ref, rows)
     probs = [float(r["prob"]) for r in ref.samples]
     used["release_gate"] = {"folder": str(faces), "sources": sorted({r["source"] for r in ref.samples}),
@@ -85,6 +77,54 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
     path = out / f"{model}.md"
     path.write_text(_markdown(record))
     return path
+
+
+def _row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
+    return _measured(spec, target, ref, faces, policy, used)[0]
+
+
+def _measured(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate,
+              used: dict) -> tuple[dict, VerifyResult | None]:
+    """The default build of ``spec`` on ``target``, verified against ``ref`` on ``faces`` (no
+    result where the target predicts only on another OS)."""
+    artifact = ensure_artifact(spec, target, progress=False)
+    row = {"target": target, "precision": spec.precision, "size_mb": round(artifact.size_bytes() / 1e6, 1),
+           "recipe": artifact.manifest["recipe"].get("activations", ""),
+           "float_layers": len(artifact.manifest["recipe"].get("float_layers") or ())}
+    if artifact.manifest.get("calibration"):
+        used.setdefault("calibration", artifact.manifest["calibration"])
+        used.setdefault("build_gate", (artifact.manifest.get("mixed_precision") or {}).get("gate_faces"))
+    if not runtime_class(target).is_available():
+        return {**row, "status": PREDICTS_ELSEWHERE}, None
+    result = verify(artifact, ref, data=faces, policy=policy)
+    return {**row, **_verdict(result.metrics, result.checks), "runtime": result.runtime}, result
+
+
+def _fused_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
+    """A fused entry on ``target``: each member's default build verified against its own reference
+    on the same faces, their scores combined by the entry's rule, and that gated against the fused
+    reference (what ``load(fused-int8)`` serves: the members' artifacts and the rule)."""
+    rule = (fusion_card(get_spec(f"{spec.base_name}-fp32")) or {}).get("fusion", {}).get("rule", DEFAULT_RULE)
+    measured = [(_measured(member, target, member_ref, faces, policy, used), member_ref) for member, member_ref in
+                ((m, reference_for(m.base_name, faces)) for m in spec.member_specs())]
+    rows = [row for (row, _), _ in measured]
+    row = {"target": target, "precision": spec.precision, "size_mb": round(sum(r["size_mb"] for r in rows), 1),
+           "recipe": "+".join(r["recipe"] or "-" for r in rows), "float_layers": sum(r["float_layers"] for r in rows),
+           "members": {m.name: r["status"] for m, r in zip(spec.member_specs(), rows)}}
+    if not runtime_class(target).is_available():
+        return {**row, "status": PREDICTS_ELSEWHERE}
+    scores = [dict(zip((s["path"] for s in member_ref.samples), result.scores)) for (_, result), member_ref in measured]
+    margins = np.stack([margins_from_probs(np.array([by_path[s["path"]] for s in ref.samples])) for by_path in scores])
+    metrics = compare(ref.probs, probs_from_margins(combine(margins, rule)), ref.labels, ref.meta["threshold"])
+    return {**row, **_verdict(metrics, policy.checks(metrics)), "runtime": rows[0]["runtime"]}
+
+
+def _verdict(m, checks) -> dict:
+    failed = [c.metric for c in checks if not c.passed]
+    return {"status": "DRIFT: " + ", ".join(failed) if failed else "pass", "pearson": m.pearson, "spearman": m.spearman,
+            "flip_rate": m.flip_rate, "auc": m.auc, "auc_drop": m.auc_drop, "eer_increase": m.eer_increase,
+            "p99_abs_diff": m.p99_abs_diff, "max_abs_diff": m.max_abs_diff,
+            "feature_cosine_mean": m.feature_cosine_mean, "nonfinite": m.nonfinite}
 
 
 def _same_faces_record(previous: Path, ref: Reference) -> dict:

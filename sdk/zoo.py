@@ -91,6 +91,9 @@ class ModelSpec:
     # symmetric default: where weight error alone flips held-out faces and a zero point was
     # measured to fix it without growing the file (numerics/ of the family records the trial).
     int8_asymmetric_weights: tuple[str, ...] = ()
+    # Zoo names (FP32) whose scores this entry combines (a fused entry): it has no graph of its own,
+    # so its INT8 twin runs the members' INT8 artifacts for the target and combines their scores.
+    members: tuple[str, ...] = ()
 
     @property
     def base_name(self) -> str:
@@ -103,9 +106,16 @@ class ModelSpec:
 
     @property
     def card_path(self) -> Path | None:
-        """The model card beside the weights (``x.safetensors`` -> ``x.card.json``)."""
+        """The model card beside the weights (``x.safetensors`` -> ``x.card.json``); an entry that
+        trains no tensors (a fused rule) still has one in its family's ``weights/``."""
         path = self.weights_path
-        return path.with_name(path.name.rsplit(".", 1)[0] + ".card.json") if path else None
+        if path is None:
+            return get_family(self.family).weights_dir / f"{self.base_name}.card.json" if self.members else None
+        return path.with_name(path.name.rsplit(".", 1)[0] + ".card.json")
+
+    def member_specs(self) -> list["ModelSpec"]:
+        """The members' specs at this entry's precision (``gendf-int8`` for ``fused-int8``)."""
+        return [get_spec(f"{get_spec(m).base_name}-{self.precision}") for m in self.members]
 
     def int8_recipe_overrides(self, target: str | None) -> dict:
         """What this model asks of ``config_for`` on ``target`` over the row's INT8 defaults."""
@@ -211,8 +221,12 @@ def recorded_drift(spec: ModelSpec) -> dict[str, str]:
     ``load()`` passes these to target selection so a runtime measured to flip faces is not the one
     a user gets by default (it can still be asked for by name). No record means nothing is known
     to drift: selection then follows speed alone and the build gate still checks every build."""
-    return {target: str(row.get("status")) for target, row in recorded_numerics(spec).items()
-            if str(row.get("status")).startswith("DRIFT")}
+    drift = {target: str(row.get("status")) for target, row in recorded_numerics(spec).items()
+             if str(row.get("status")).startswith("DRIFT")}
+    for member in spec.member_specs():  # a fused entry drifts wherever one of its members does
+        for target, verdict in recorded_drift(member).items():
+            drift.setdefault(target, f"{member.name} {verdict}")
+    return drift
 
 
 def student_spec(name: str) -> ModelSpec:

@@ -4,4 +4,4 @@ Adding a family = a folder here (model, training recipe, weights + cards, numeri
 ``__init__`` registers a :class:`~deepfake_sdk.zoo.Family` and its ``ModelSpec``s, plus one line
 below. Nothing here imports torch: builders are named by module path and loaded on use.
 """
-from . import gend, gend_lite, gendf, lfm  # noqa: F401
+from . import fused, gend, gend_lite, gendf, lfm  # noqa: F401

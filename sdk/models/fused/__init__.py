@@ -1,0 +1,38 @@
+"""The fused entry: GenDF and LFM on the same face crop, their scores combined by a rule chosen
+on held-out families.
+
+Registers ``fused-fp32`` (both PyTorch references) and ``fused-int8`` (both members' INT8
+artifacts for the target, no graph of its own). The rule and the members' tensors it was measured
+with are in ``weights/fused.card.json``, written by ``deepfake-sdk train fused-fp32``, which
+trains both members' fold models on the same folds and keeps a rule only where it beats each
+member alone on unseen families (``train.py``); the decision threshold is chosen on the held-out
+real pool like every family's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...zoo import CLIP_MEAN, CLIP_STD, Family, ModelSpec, Preprocessing, card_threshold, register_family, register_pair
+from ..backbones import OFFLINE_CLIP
+
+FAMILY = register_family(Family(
+    name="fused",
+    builder="deepfake_sdk.models.fused.model:build",
+    trainer="deepfake_sdk.models.fused.train:run",
+    folder=Path(__file__).resolve().parent,
+    description="fused: GenDF + LFM scores combined by a rule chosen on held-out families",
+))
+
+FUSED = ModelSpec(
+    name="fused-fp32",
+    family="fused",
+    backbone=OFFLINE_CLIP,  # the heaviest member's; LFM trains from scratch
+    weights=None,  # a rule over the members' tensors: nothing of its own to train
+    precision="fp32",
+    threshold=card_threshold(FAMILY.weights_dir / "fused.card.json"),
+    # GenDF's (CLIP statistics); LFM's ImageNet-normalised input is an exact per-channel affine of it
+    preprocessing=Preprocessing(mean=CLIP_MEAN, std=CLIP_STD),
+    members=("gendf-fp32", "lfm-fp32"),
+    description="GenDF + LFM, their logits combined by the held-out-chosen rule (PyTorch FP32 references)",
+)
+register_pair(FUSED, "GenDF + LFM: both members' INT8 artifacts for the target, scores combined by the same rule")
