@@ -135,3 +135,17 @@ def test_each_family_fold_scores_the_rule_the_other_folds_chose():
 def test_the_card_is_json_the_cli_can_print():
     json.dumps(fusion_card(SPEC))
     assert SPEC.card_path.name == "fused.card.json" and get_spec("fused-int8").card_path == SPEC.card_path
+
+
+def test_rules_are_compared_on_each_folds_held_out_margins():
+    from deepfake_sdk.models.fused.train import compare_rules
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 20)
+    fold = {"name": "family:a", "kind": "family", "index": np.arange(40), "labels": y, "metadata": rng.normal(size=40),
+            "gendf": y + rng.normal(size=40), "lfm": rng.normal(size=40)}
+    (alone,) = compare_rules([fold])
+    assert alone["auc_gendf"] > 0.7 > alone["auc_lfm"] and np.isnan(alone["auc_learned"]), "no other fold to fit on"
+    other = {**fold, "name": "family:b", "gendf": y + rng.normal(size=40), "lfm": rng.normal(size=40)}
+    rows = compare_rules([fold, other])
+    assert all(0.0 <= r["auc_learned"] <= 1.0 for r in rows) and "gendf" not in rows[0]

@@ -40,7 +40,7 @@ COMPARED = ("gendf", "lfm", *RULES, "learned")  # the card's AUC columns, beside
 @dataclass(frozen=True)
 class FusedConfig:
     seed: int = 0
-    folds: str = "all"  # "all" | "family" | "source"
+    folds: str = "all"  # "all" | "family" | "source" | "none" (no AUCs: the rule defaults to max)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,10 +71,11 @@ def compare_rules(scored: list[dict]) -> list[dict]:
         y, both = s["labels"], np.stack([s["gendf"], s["lfm"]])
         others = [o for o in family if o is not s]
         learned = LogisticProbe().fit(np.concatenate([np.stack([o["gendf"], o["lfm"]], 1) for o in others]),
-                                      np.concatenate([o["labels"] for o in others])).predict(both.T)
+                                      np.concatenate([o["labels"] for o in others])).predict(both.T) if others else None
         aucs = {"auc_gendf": roc_auc(y, s["gendf"]), "auc_lfm": roc_auc(y, s["lfm"]),
                 **{f"auc_{rule}": roc_auc(y, combine(both, rule)) for rule in RULES},
-                "auc_learned": roc_auc(y, learned), "auc_metadata_control": roc_auc(y, s["metadata"])}
+                "auc_learned": roc_auc(y, learned) if learned is not None else float("nan"),  # no other family fold
+                "auc_metadata_control": roc_auc(y, s["metadata"])}
         rows.append({k: v for k, v in s.items() if k not in ("index", "labels", *COMPARED, "metadata")} | aucs)
     return rows
 
