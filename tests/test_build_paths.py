@@ -192,17 +192,19 @@ def test_artifact_cache_key_follows_the_model_code(monkeypatch):
 
 
 def test_a_model_can_ask_a_target_for_a_float_floor():
-    """GenDF asks ONNX for its 8 most sensitive Linears float (its all-INT8 CLIP flipped held-out
-    faces near its threshold there); other targets, and models that ask nothing, keep each row's."""
+    """GenDF asks ONNX for its 8 most sensitive Linears float and LiteRT for 16 (its all-INT8 CLIP
+    flipped held-out faces near its threshold there); other targets, and models that ask nothing,
+    keep each row's."""
     from deepfake_sdk.targets import TARGETS
     from deepfake_sdk.zoo import get_spec
 
     gendf, gend = get_spec("gendf-int8"), get_spec("gend-int8")
-    assert dict(gendf.int8_float_floor) == {"onnx": 8} and gend.int8_float_floor == ()
+    asks = {"onnx": 8, "tflite": 16}
+    assert dict(gendf.int8_float_floor) == asks and gend.int8_float_floor == ()
     for target in ("onnx", "openvino", "executorch", "tflite"):
         row = TARGETS[target].int8_min_float_layers
         asked = config_for("int8", target, **gendf.int8_recipe_overrides(target)).min_float_layers
-        assert asked == (8 if target == "onnx" else row)
+        assert asked == asks.get(target, row)
         assert config_for("int8", target, **gend.int8_recipe_overrides(target)).min_float_layers == row
 
 
