@@ -284,9 +284,9 @@ def test_openvino_asymmetric_weights_take_a_zero_point(tiny_gend, astronaut_crop
     assert np.abs(np.asarray(runtime_for(asym).run(x)) - ref).max() < 0.1
 
 
-def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
-    """The static NNCF recipe (``activations="static"``): no FakeQuantize feeds a float layer."""
-    pytest.importorskip("nncf")
+def _plain_and_mixed(model, target: str, activations: str, face, out):
+    """``model`` (the tiny GenD) exported INT8 for ``target`` twice, at 56 px: as the recipe says,
+    and with ``FC`` kept float."""
     from dataclasses import replace
 
     from conftest import augmented_crops
@@ -295,11 +295,16 @@ def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
     from deepfake_sdk.zoo import Preprocessing, get_spec
 
     spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
-    crops = augmented_crops(astronaut_crop, 56, 4)
-    plain = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "plain", spec=spec,
-                   quantization=Int8Config(activations="static"))
-    mixed = export(tiny_gend, "openvino", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
-                   quantization=Int8Config(activations="static", float_layers=(FC,)))
+    crops = augmented_crops(face, 56, 4)
+    return [export(model, target, "int8", calibration=crops, out=out / name, spec=spec,
+                   quantization=Int8Config(activations=activations, float_layers=layers))
+            for name, layers in (("plain", ()), ("mixed", (FC,)))]
+
+
+def test_openvino_keeps_named_layers_float(tiny_gend, astronaut_crop, tmp_path):
+    """The static NNCF recipe (``activations="static"``): no FakeQuantize feeds a float layer."""
+    pytest.importorskip("nncf")
+    plain, mixed = _plain_and_mixed(tiny_gend, "openvino", "static", astronaut_crop, tmp_path)
     assert _fake_quantized_inputs(plain.model_file, FC) > 0
     assert _fake_quantized_inputs(mixed.model_file, FC) == 0
     assert _fake_quantized_inputs(mixed.model_file, FC.replace("fc1", "fc2")) > 0
@@ -326,19 +331,7 @@ def test_litert_keeps_float_what_the_recipe_keeps_float(tiny_gend, astronaut_cro
     """LiteRT's converter, in dynamic mode, gives every float weight an INT8 copy; the converter
     puts back the stem's and the named layers' float weights, so the file is what the manifest says."""
     pytest.importorskip("litert_torch")
-    from dataclasses import replace
-
-    from conftest import augmented_crops
-    from deepfake_sdk.export import export
-    from deepfake_sdk.quantization.config import Int8Config
-    from deepfake_sdk.zoo import Preprocessing, get_spec
-
-    spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
-    crops = augmented_crops(astronaut_crop, 56, 4)
-    plain = export(tiny_gend, "tflite", "int8", calibration=crops, out=tmp_path / "plain", spec=spec,
-                   quantization=Int8Config(activations="dynamic"))
-    mixed = export(tiny_gend, "tflite", "int8", calibration=crops, out=tmp_path / "mixed", spec=spec,
-                   quantization=Int8Config(activations="dynamic", float_layers=(FC,)))
+    plain, mixed = _plain_and_mixed(tiny_gend, "tflite", "dynamic", astronaut_crop, tmp_path)
     before, after = _tflite_weight_types(plain.model_file), _tflite_weight_types(mixed.model_file)
     assert before["CONV_2D"] == ["FLOAT32"] == after["CONV_2D"], "the patch embedding stays float"
     assert before["FULLY_CONNECTED"].count("INT8") == after["FULLY_CONNECTED"].count("INT8") + 1
