@@ -36,8 +36,9 @@ def reference_for(model: str, data: Path) -> Reference:
     """The cached float reference of ``model`` (a base name, ``gend-clip-b16``) on ``data``
     (built once per manifest and weights)."""
     spec = get_spec(f"{model}-fp32")
-    weights = spec.weights_path
-    key = sha256_file(Path(data) / "manifest.csv")[:12] + (f"-{sha256_file(weights)[:12]}" if weights else "")
+    # a fused entry has no tensors of its own: its reference follows its members'
+    tensors = [w for w in [spec.weights_path, *(get_spec(m).weights_path for m in spec.members)] if w]
+    key = "-".join([sha256_file(Path(data) / "manifest.csv")[:12], *(sha256_file(w)[:12] for w in tensors)])
     path = cache_dir() / "references" / f"{spec.base_name}-{spec.version}-{key}"
     if (path / "manifest.json").is_file():
         return Reference.load(path)
