@@ -36,13 +36,17 @@ def reference_for(model: str, data: Path) -> Reference:
     """The cached float reference of ``model`` (a base name, ``gend-clip-b16``) on ``data``
     (built once per manifest and weights)."""
     spec = get_spec(f"{model}-fp32")
-    # a fused entry has no tensors of its own: its reference follows its members'
-    tensors = [w for w in [spec.weights_path, *(get_spec(m).weights_path for m in spec.members)] if w]
-    key = "-".join([sha256_file(Path(data) / "manifest.csv")[:12], *(sha256_file(w)[:12] for w in tensors)])
-    path = cache_dir() / "references" / f"{spec.base_name}-{spec.version}-{key}"
+    path = cache_dir() / "references" / f"{spec.base_name}-{spec.version}-{reference_key(spec, data)}"
     if (path / "manifest.json").is_file():
         return Reference.load(path)
     return build_reference(spec.name, data, path)
+
+
+def reference_key(spec: ModelSpec, data: Path) -> str:
+    """What a cached reference depends on: the manifest and the trained tensors (a fused entry has
+    none of its own: its members')."""
+    tensors = [w for w in [spec.weights_path, *(get_spec(m).weights_path for m in spec.members)] if w]
+    return "-".join([sha256_file(Path(data) / "manifest.csv")[:12], *(sha256_file(w)[:12] for w in tensors)])
 
 
 def refresh(model: str, data: Path, targets: list[str], precisions: list[str], out: Path,

@@ -150,3 +150,14 @@ def test_rules_are_compared_on_each_folds_held_out_margins():
     other = {**fold, "name": "family:b", "gendf": 3 * y + rng.normal(size=40), "lfm": rng.normal(size=40)}
     rows = compare_rules([fold, other])
     assert all(0.0 <= r["auc_learned"] <= 1.0 for r in rows) and "gendf" not in rows[0]
+
+
+def test_the_fused_reference_is_rebuilt_when_a_member_is_retrained(tmp_path):
+    from deepfake_sdk.artifact import sha256_file
+    from deepfake_sdk.numerics import reference_key
+
+    (tmp_path / "manifest.csv").write_text("path,label,source\n")
+    key = reference_key(SPEC, tmp_path).split("-")
+    members = [sha256_file(get_spec(m).weights_path)[:12] for m in SPEC.members]
+    assert key[1:] == members, "one digest per member's tensors"
+    assert reference_key(get_spec("lfm-fp32"), tmp_path).split("-")[1:] == members[1:]
