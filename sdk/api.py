@@ -11,7 +11,7 @@ from .detector import Detector, MembersBackend, TorchBackend
 from .device import select_target
 from .gates import Gate
 from .models.factory import create_model
-from .models.fused.model import DEFAULT_RULE, adapters_for, check_members, fusion_card
+from .models.fused.model import adapters_for, fusion_rule
 from .runtimes.base import require_runtime, runtime_class, runtime_for
 from .zoo import ModelSpec, get_spec, recorded_drift
 
@@ -46,12 +46,10 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
 def _fused(spec: ModelSpec, target: str, calibration, progress: bool, strict: bool, gate: Gate | None) -> Detector:
     """A fused entry on ``target``: each member's artifact (built, gated and served as its own
     ``load`` would), their scores combined by the card's rule."""
-    card = fusion_card(spec)
-    if card is not None:
-        check_members(spec, card)
+    rule = fusion_rule(spec)  # before any build: a stale card is refused at once
     runtimes = [runtime_for(served(ensure_artifact(member, target, calibration=calibration, progress=progress,
                                                    gate=gate), strict)) for member in spec.member_specs()]
-    backend = MembersBackend(runtimes, adapters_for(spec), card["fusion"]["rule"] if card else DEFAULT_RULE)
+    backend = MembersBackend(runtimes, adapters_for(spec), rule)
     return Detector(spec, backend, backend.name)
 
 

@@ -19,7 +19,7 @@ from . import __version__, jsonio
 from .artifact import sha256_file
 from .build import ensure_artifact
 from .gates import Gate, compare
-from .models.fused.model import DEFAULT_RULE, fusion_card
+from .models.fused.model import fusion_rule
 from .models.fused.rules import combine, margins_from_probs, probs_from_margins
 from .parity import Reference, VerifyResult, build_reference, verify
 from .paths import cache_dir
@@ -109,7 +109,7 @@ def _fused_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy
     """A fused entry on ``target``: each member's default build verified against its own reference
     on the same faces, their scores combined by the entry's rule, and that gated against the fused
     reference (what ``load(fused-int8)`` serves: the members' artifacts and the rule)."""
-    rule = (fusion_card(get_spec(f"{spec.base_name}-fp32")) or {}).get("fusion", {}).get("rule", DEFAULT_RULE)
+    rule = fusion_rule(spec)
     measured = [(_measured(member, target, member_ref, faces, policy, used), member_ref) for member, member_ref in
                 ((m, reference_for(m.base_name, faces)) for m in spec.member_specs())]
     rows = [row for (row, _), _ in measured]

@@ -110,6 +110,16 @@ def check_members(spec: ModelSpec, card: dict) -> None:
                 f"shipped {str(shipped)[:12]}): retrain it with `deepfake-sdk train {spec.name} --data <data folder>`")
 
 
+def fusion_rule(spec: ModelSpec) -> str:
+    """The rule the entry's card chose, its members checked against the card first; the default
+    rule for an entry not trained yet (no card)."""
+    card = fusion_card(spec)
+    if card is None:
+        return DEFAULT_RULE
+    check_members(spec, card)
+    return card["fusion"]["rule"]
+
+
 def adapters_for(spec: ModelSpec) -> list[tuple[list[float], list[float]]]:
     """Each member's input affine from the entry's preprocessing; members must crop alike."""
     pp = spec.preprocessing
@@ -124,9 +134,6 @@ def adapters_for(spec: ModelSpec) -> list[tuple[list[float], list[float]]]:
 
 def build(spec: ModelSpec, pretrained: bool = True) -> Fused:
     """The family's builder: the members' references and the card's rule."""
-    card = fusion_card(spec) if pretrained else None
-    if card is not None:
-        check_members(spec, card)
+    rule = fusion_rule(spec) if pretrained else DEFAULT_RULE
     members = [create_model(get_spec(name), pretrained=pretrained) for name in spec.members]
-    rule = card["fusion"]["rule"] if card else DEFAULT_RULE
     return Fused(members, adapters_for(spec), rule).eval()
