@@ -71,6 +71,23 @@ def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | N
     return ParityMetrics(**out)
 
 
+FLIP_BAND = 0.03  # +- around the threshold over which ``flips_near_threshold`` averages
+
+
+def flips_near_threshold(reference: np.ndarray, candidate: np.ndarray, threshold: float,
+                         band: float = FLIP_BAND, steps: int = 61) -> float:
+    """Faces flipped, averaged over thresholds evenly spaced within ``band`` of ``threshold``.
+
+    The flip count at one threshold rests on the few reference scores that happen to lie next to
+    it, and moves by a face between machines of one CPU class (gend-clip-b16 on LiteRT, the same
+    build on two AMD EPYCs: 2 and 3 flips of 284). Averaged over nearby thresholds it says how
+    often the candidate's error carries a face across a decision boundary, so a record can ask a
+    pass to hold with a face to spare (``numerics``)."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    cuts = threshold + np.linspace(-band, band, steps)
+    return float(np.mean([np.sum((reference >= c) != (candidate >= c)) for c in cuts]))
+
+
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     if np.std(a) == 0 or np.std(b) == 0:
         return 1.0 if np.allclose(a, b) else 0.0

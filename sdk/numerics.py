@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__, jsonio
 from .artifact import sha256_file
 from .build import ensure_artifact
-from .gates import Gate, compare
+from .gates import Gate, compare, flips_near_threshold
 from .models.fused.model import fusion_rule
 from .models.fused.rules import combine, margins_from_probs, probs_from_margins
 from .parity import Reference, VerifyResult, build_reference, verify
@@ -102,7 +102,8 @@ def _measured(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy:
     if not runtime_class(target).is_available():
         return {**row, "status": PREDICTS_ELSEWHERE}, None
     result = verify(artifact, ref, data=faces, policy=policy)
-    return {**row, **_verdict(result.metrics, result.checks), "runtime": result.runtime}, result
+    margin = _flip_margin(ref, np.asarray(result.scores), policy)
+    return {**row, **_verdict(result.metrics, result.checks, margin), "runtime": result.runtime}, result
 
 
 def _fused_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
@@ -120,16 +121,32 @@ def _fused_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy
         return {**row, "status": PREDICTS_ELSEWHERE}
     scores = [dict(zip((s["path"] for s in member_ref.samples), result.scores)) for (_, result), member_ref in measured]
     margins = np.stack([margins_from_probs(np.array([by_path[s["path"]] for s in ref.samples])) for by_path in scores])
-    metrics = compare(ref.probs, probs_from_margins(combine(margins, rule)), ref.labels, ref.meta["threshold"])
-    return {**row, **_verdict(metrics, policy.checks(metrics)), "runtime": rows[0]["runtime"]}
+    fused = probs_from_margins(combine(margins, rule))
+    metrics = compare(ref.probs, fused, ref.labels, ref.meta["threshold"])
+    return {**row, **_verdict(metrics, policy.checks(metrics), _flip_margin(ref, fused, policy)),
+            "runtime": rows[0]["runtime"]}
 
 
-def _verdict(m, checks) -> dict:
+def _flip_margin(ref: Reference, scores: np.ndarray, policy: Gate) -> dict | None:
+    """Flips averaged over thresholds near the reference's, and the most a pass may have: the
+    gate's limit less one face, the face by which one threshold's count moves between machines
+    (``gates.flips_near_threshold``). A row at the limit is recorded DRIFT, so ``load()`` does not
+    serve by default what CI's gate on another machine may fail."""
+    if policy.max_flip_rate is None:
+        return None
+    near = flips_near_threshold(ref.probs, scores, ref.meta["threshold"])
+    return {"flips_near_threshold": round(near, 2), "most": round(policy.max_flip_rate * len(scores) - 1, 2)}
+
+
+def _verdict(m, checks, margin: dict | None = None) -> dict:
     failed = [c.metric for c in checks if not c.passed]
+    if margin and margin["flips_near_threshold"] > margin["most"]:
+        failed.append("flip_margin")
     return {"status": "DRIFT: " + ", ".join(failed) if failed else "pass", "pearson": m.pearson, "spearman": m.spearman,
             "flip_rate": m.flip_rate, "auc": m.auc, "auc_drop": m.auc_drop, "eer_increase": m.eer_increase,
             "p99_abs_diff": m.p99_abs_diff, "max_abs_diff": m.max_abs_diff,
-            "feature_cosine_mean": m.feature_cosine_mean, "nonfinite": m.nonfinite}
+            "feature_cosine_mean": m.feature_cosine_mean, "nonfinite": m.nonfinite,
+            **({"flip_margin": margin} if margin else {})}
 
 
 def _same_faces_record(previous: Path, ref: Reference) -> dict:

@@ -52,3 +52,40 @@ def test_notes_and_trials_survive_a_refresh_on_the_same_faces_and_print_below_th
                                     "data": {"samples": 1, "folder": "f", "manifest_sha256": "abc"}},
                       "rows": record["rows"], **kept})
     assert page.rstrip().endswith("Why the onnx row keeps 8 layers float.")
+
+
+def test_flips_near_threshold_averages_the_count_over_nearby_thresholds():
+    import numpy as np
+
+    from deepfake_sdk.gates import flips_near_threshold
+
+    reference = np.array([0.49, 0.51, 0.9, 0.1])
+    assert flips_near_threshold(reference, reference, 0.5) == 0.0
+    # 0.49 -> 0.51 crosses every threshold in (0.49, 0.51]: a third of the band [0.47, 0.53]
+    near = flips_near_threshold(reference, np.array([0.51, 0.51, 0.9, 0.1]), 0.5)
+    assert 0.2 < near < 0.45
+    # an error that spans the whole band flips the face at every threshold in it
+    assert flips_near_threshold(reference, np.array([0.49, 0.51, 0.9, 0.95]), 0.5) == 1.0
+
+
+def test_a_row_at_the_flip_limit_is_recorded_drift_and_one_with_a_face_to_spare_passes():
+    from dataclasses import replace
+
+    import numpy as np
+
+    from deepfake_sdk.gates import Gate
+    from deepfake_sdk.numerics import _flip_margin, _verdict
+
+    policy = Gate.release()  # at most 1% flips: 2 of 200 faces
+    ref = SimpleNamespace(probs=np.linspace(0.0, 1.0, 200), meta={"threshold": 0.5})
+    near_limit = ref.probs.copy()
+    near_limit[[95, 96, 104, 105]] = 1.0 - near_limit[[95, 96, 104, 105]]  # 4 faces cross 0.5 (~2 in the band)
+    spare = ref.probs.copy()
+    spare[100] = 0.49  # one face just over the threshold moves under it
+    metrics = SimpleNamespace(**dict.fromkeys(["pearson", "spearman", "flip_rate", "auc", "auc_drop", "eer_increase",
+                                               "p99_abs_diff", "max_abs_diff", "feature_cosine_mean", "nonfinite"]))
+    drift = _verdict(metrics, [], _flip_margin(ref, near_limit, policy))
+    assert drift["status"] == "DRIFT: flip_margin" and drift["flip_margin"]["most"] == 1.0
+    assert drift["flip_margin"]["flips_near_threshold"] > 1.0
+    assert _verdict(metrics, [], _flip_margin(ref, spare, policy))["status"] == "pass"
+    assert "flip_margin" not in _verdict(metrics, [], _flip_margin(ref, spare, replace(policy, max_flip_rate=None)))
