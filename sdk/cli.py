@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import json
 import sys
 import textwrap
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="another model's card (same data): write its fold AUCs beside this card's")
     cd.add_argument("--videos", metavar="DATA",
                     help="score DATA/videos.csv's clips with the FP32 reference and write the video AUC into the card")
+    cd.add_argument("--validate", metavar="DATA",
+                    help="score DATA/manifest_validation.csv with the FP32 reference and write the validation AUCs "
+                         "(overall and per family, 95%% intervals, metadata control) into the card")
     cd.add_argument("--fps", type=float, default=2.0, help="with --videos: frames sampled per second")
     cd.add_argument("--max-frames", type=int, default=16, help="with --videos: at most this many frames a clip")
     cd.set_defaults(func=cmd_card)
@@ -297,7 +301,7 @@ def plain_verdict(scored: list[dict], threshold: float) -> str:
         said += (" The fakes it missed scored below its threshold: it does not see those traces reliably.")
     if cleared < len(reals):
         said += " Real faces above the threshold would be false alarms."
-    said += (" A few samples illustrate; the held-out AUCs of its model card measure"
+    said += (" A few samples illustrate; the validation AUCs of its model card measure"
              " (0.5 = chance, 1.0 = perfect, on sources it never trained on).")
     return textwrap.fill(said, width=100)
 
@@ -548,6 +552,8 @@ def cmd_card(args) -> int:
         card = _attached(card, args.attach, path)
     if args.videos:
         card = _with_videos(card, spec, Path(args.videos), args.fps, args.max_frames, path)
+    if args.validate:
+        card = _with_validation(card, spec, Path(args.validate), path)
     print(jsonio.dumps(card, indent=1) if args.json else format_card(spec, card))
     return EXIT_OK
 
@@ -569,6 +575,26 @@ def _with_videos(card: dict, spec: ModelSpec, data: Path, fps: float, max_frames
     from .training.videos import video_evaluation
 
     card = {**card, "videos": video_evaluation(load(f"{spec.base_name}-fp32"), data, fps, max_frames)}
+    _write_card(path, card)
+    return card
+
+
+def _with_validation(card: dict, spec: ModelSpec, data: Path, path: Path) -> dict:
+    """``card`` with its ``validation`` section measured now by the FP32 reference, written back to
+    ``path`` (a recipe that chose among variants on validation writes its own, with the count)."""
+    from .numerics import reference_for
+    from .training import validation
+
+    if not validation.has_validation(data):
+        raise UsageError(f"{data} has no {validation.VALIDATION_MANIFEST}")
+    ref = reference_for(spec.base_name, validation.validation_folder(data))
+    measured = validation.scored_report(data, [r["path"] for r in ref.samples], ref.probs)
+    earlier = card.get("validation") or {}
+    card = {**card, "validation": {**{k: v for k, v in earlier.items() if k in ("variants", "variants_compared", "chosen")},
+                                   "manifest": validation.VALIDATION_MANIFEST, "faces": len(ref.samples),
+                                   **measured, "measured": datetime.date.today().isoformat(),
+                                   "note": earlier.get("note") or "AUC of the FP32 reference on faces of sources no "
+                                   "training manifest holds; 95% bootstrap intervals over groups"}}
     _write_card(path, card)
     return card
 
@@ -612,13 +638,41 @@ def format_card(spec: ModelSpec, card: dict) -> str:
     if thr:
         lines += ["", f"threshold {thr['value']:.3f}: {thr['chosen_at_fpr']:.0%} false positives on {thr['on']}"]
     lines.append(textwrap.fill(video_line(card), width=100))
-    return "\n".join(lines + ["", plain_card(held)])
+    return "\n".join(validation_lines(card) + lines + ["", plain_card(held, card.get("validation"))])
 
 
-def plain_card(held: dict) -> str:
+def validation_lines(card: dict) -> list[str]:
+    """The yardstick first: AUC on the validation set's unseen sources, per family, each with its
+    95% interval and the metadata-only control's AUC beside it."""
+    v = card.get("validation")
+    if not v:
+        return ["validation: not measured (deepfake-sdk card MODEL --validate DATA)", ""]
+    lines = [f"validation ({v.get('faces')} faces of sources no training manifest holds; 95% bootstrap intervals "
+             "over groups)", f"{'':<22}{'real':>6}{'fake':>6}{'AUC':>8}{'interval':>16}{'metadata only':>15}"]
+    for name, row in v.items():
+        if isinstance(row, dict) and "auc" in row and "ci95" in row:
+            low, high = row["ci95"]
+            lines.append(f"{name:<22}{row['real']:>6}{row['fake']:>6}{_fmt(row['auc']):>8}"
+                         f"{'[' + _fmt(low) + ', ' + _fmt(high) + ']':>16}"
+                         f"{_fmt((row.get('metadata_control') or {}).get('auc')):>15}")
+    if v.get("variants_compared"):
+        lines.append(f"chosen among {v['variants_compared']} variants compared on this set (its figure is slightly optimistic)")
+    return lines + ["", "stress test: leave-one-family/source-out folds of the training data (small, confounded):"]
+
+
+def plain_card(held: dict, validation: dict | None = None) -> str:
     """The card's means in a sentence, beside the metadata-only control: whether the detector sees
     more than file traits on faces from families and sources it never trained on."""
     said = []
+    if validation and "overall" in validation:
+        row = validation["overall"]
+        control = (row.get("metadata_control") or {}).get("auc")
+        beaten = [f for f, r in validation.items() if isinstance(r, dict) and "ci95" in r and f != "overall"
+                  and r["auc"] <= (r.get("metadata_control") or {}).get("auc", 0)]
+        said.append(f"on the validation set's unseen sources it scores AUC {row['auc']:.2f} "
+                    f"[{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}] against the metadata-only control's "
+                    f"{_fmt(control)}" + (f", yet not above it on {', '.join(beaten)}" if beaten else
+                                          ", and is above it on every family"))
     for kind, mean in (held.get("mean") or {}).items():
         auc, control = mean.get("auc"), mean.get("auc_metadata_control")
         if auc is None or control is None:

@@ -26,6 +26,7 @@ from .paths import cache_dir
 from .reports import fmt as _f
 from .runtimes.base import runtime_class
 from .targets import get_target
+from .training import validation
 from .training.data import HOLDOUT_MANIFEST, holdout_folder
 from .zoo import ModelSpec, get_spec, with_precision
 
@@ -59,14 +60,17 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
     faces = holdout_folder(data) if (Path(data) / HOLDOUT_MANIFEST).is_file() else Path(data)
     ref = reference_for(model, faces)
     spec = get_spec(f"{model}-fp32")
+    yardstick = _validation_reference(model, Path(data), spec)
     rows, used = [], {}
     for target in targets:
         for precision in precisions:
             if precision not in get_target(target).precisions:
                 continue
-            measure = _fused_row if spec.members else _row
-            rows.append({**measure(with_precision(spec, precision), target, ref, faces, policy, used),
-                         "measured": datetime.date.today().isoformat()})
+            if spec.members:
+                row = _fused_row(with_precision(spec, precision), target, ref, faces, policy, used)
+            else:
+                row = _row(with_precision(spec, precision), target, ref, faces, policy, used, yardstick)
+            rows.append({**row, "measured": datetime.date.today().isoformat()})
     rows = _merged(out / f"{model}.json", ref, rows)
     probs = [float(r["prob"]) for r in ref.samples]
     used["release_gate"] = {"folder": str(faces), "sources": sorted({r["source"] for r in ref.samples}),
@@ -84,8 +88,24 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
     return path
 
 
-def _row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
-    return _measured(spec, target, ref, faces, policy, used)[0]
+def _validation_reference(model: str, data: Path, spec: ModelSpec) -> tuple[Reference, Path] | None:
+    """The FP32 reference on the validation set (``training.validation``), where the data has one:
+    each row then also records the artifact's validation AUC beside the reference's. A measure of
+    what quantization costs in detection on unseen sources, never a gate (nothing is gated on it)."""
+    if spec.members or not validation.has_validation(data):
+        return None
+    folder = validation.validation_folder(data)
+    return reference_for(model, folder), folder
+
+
+def _row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict,
+         yardstick: tuple[Reference, Path] | None = None) -> dict:
+    row, _ = _measured(spec, target, ref, faces, policy, used)
+    if yardstick is not None and runtime_class(target).is_available():
+        val_ref, folder = yardstick
+        m = verify(ensure_artifact(spec, target, progress=False), val_ref, data=folder, policy=policy).metrics
+        row["validation"] = {"faces": m.n, "auc_reference": m.auc_reference, "auc": m.auc, "auc_drop": m.auc_drop}
+    return row
 
 
 def _measured(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate,
@@ -178,6 +198,10 @@ def _kept_notes(previous: Path, ref: Reference) -> dict:
     return {k: v for k, v in old.items() if k == "notes" or k.endswith("_trials")}
 
 
+def _validation_cell(v: dict | None) -> str:
+    return "–" if not v else f"{_f(v.get('auc'), '.4f')} ({_f(v.get('auc_drop'), '+.4f')})"
+
+
 def _faces_lines(used: dict) -> list[str]:
     calib, gate, release = used.get("calibration") or {}, used.get("build_gate") or {}, used.get("release_gate") or {}
     maxima = calib.get("smoothquant_maxima") or {}
@@ -204,15 +228,15 @@ def _markdown(record: dict) -> str:
              f"Refreshed {record['date']} on {record['machine']} with `{record['command']}` (SDK {record['sdk']}).",
              "Gate: " + ", ".join(f"{k}={v}" for k, v in record["policy"].items() if v is not None) + ".", "",
              "| target | precision | activations | float layers | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | "
-             "p99 abs Δp | feat cos | measured |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "p99 abs Δp | feat cos | validation AUC (drop) | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         lines.append(f"| {r['target']} | {r['precision']} | {r.get('recipe') or '–'} | {r.get('float_layers', '–')} | "
                      f"{r['size_mb']} | {r['status']} | "
                      f"{_f(r.get('pearson'), '.4f')} | {_f(r.get('flip_rate'), '.2%')} | {_f(r.get('auc'), '.4f')} | "
                      f"{_f(r.get('auc_drop'), '+.4f')} | {_f(r.get('eer_increase'), '+.4f')} | "
                      f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} | "
-                     f"{r.get('measured') or record['date']} |")
+                     f"{_validation_cell(r.get('validation'))} | {r.get('measured') or record['date']} |")
     lines += ["", "Which faces each step used (disjoint by source):", ""] + _faces_lines(record.get("faces") or {})
     lines += ["", "None of these faces calibrated the artifacts (gate and calibration sources are disjoint). The "
               "table is about how faithfully each artifact reproduces the float model, not how good the model "

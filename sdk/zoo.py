@@ -9,7 +9,6 @@ import difflib
 import fnmatch
 import importlib
 import json
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -94,6 +93,9 @@ class ModelSpec:
     # Zoo names (FP32) whose scores this entry combines (a fused entry): it has no graph of its own,
     # so its INT8 twin runs the members' INT8 artifacts for the target and combines their scores.
     members: tuple[str, ...] = ()
+    # The family builder's keyword arguments (timm's model kwargs), as ``(name, value)`` pairs so
+    # the spec stays hashable: ``(("readout", "blocks+patches"),)`` for GenD's multi-block head.
+    arch: tuple[tuple[str, object], ...] = ()
 
     @property
     def base_name(self) -> str:
@@ -162,24 +164,6 @@ def register_alias(name: str, target: str) -> None:
     if target not in _REGISTRY:
         raise ValueError(f"alias {name!r} points at {target!r}, which is not registered")
     _ALIASES[name] = target
-
-
-def recommended_by_card(card: Path, columns: dict[str, str], fallback: str) -> str:
-    """The variant with the best held-out AUC in one model card, for an alias to point at.
-
-    ``columns`` maps a card column to the variant it measures (``{"auc": "gend-clip-b16",
-    "auc_gend_dinov2_s14": "gend-dinov2-s14"}``): a card compares models on *its* folds, so only
-    columns of one card are comparable. A variant's score is the mean of its family-fold and
-    source-fold means. Without the card, or with a column missing, ``fallback`` is recommended:
-    an alias never points at a variant whose numbers nobody measured."""
-    try:
-        means = json.loads(Path(card).read_text())["held_out"]["mean"]
-        scores = {variant: sum(means[kind][col] for kind in means) / len(means) for col, variant in columns.items()}
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
-        return fallback
-    if not scores or any(not isinstance(v, float) or math.isnan(v) for v in scores.values()):
-        return fallback
-    return max(scores, key=scores.get)
 
 
 def card_heldout_auc(spec: ModelSpec) -> float | None:

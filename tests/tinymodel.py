@@ -38,15 +38,18 @@ def register() -> str:
 
 
 def register_families() -> dict[str, str]:
-    """Tiny random LFM and GenDF entries (``tinylfm-*``, ``tinygendf-*``): every family's graph
-    through every target in seconds. Returns family -> FP32 name."""
+    """Tiny random LFM, GenDF and multi-block GenD entries (``tinylfm-*``, ``tinygendf-*``,
+    ``tinygendblocks-*``): every family's graph and head through every target in seconds.
+    Returns a key per graph -> FP32 name."""
     register()
-    names = {"lfm": "tinylfm-fp32", "gendf": "tinygendf-fp32"}
+    names = {"lfm": "tinylfm-fp32", "gendf": "tinygendf-fp32", "gend-blocks": "tinygendblocks-fp32"}
+    shipped = {"lfm": "lfm-fp32", "gendf": "gendf-fp32", "gend-blocks": "gend-clip-b16-blocks-fp32"}
     if names["lfm"] not in list_models():
-        for family, name in names.items():
-            spec = ModelSpec(name=name, family=family, backbone="test-tiny-vit", weights=None, precision="fp32",
-                             preprocessing=Preprocessing(size=SIZE), description=f"tiny random {family} for tests",
-                             int8_activations=get_spec(f"{family}-fp32").int8_activations)  # as the shipped entry
+        for key, name in names.items():
+            like = get_spec(shipped[key])  # the shipped entry's family, head and INT8 scheme
+            spec = ModelSpec(name=name, family=like.family, backbone="test-tiny-vit", weights=None, precision="fp32",
+                             preprocessing=Preprocessing(size=SIZE), description=f"tiny random {key} for tests",
+                             int8_activations=like.int8_activations, arch=like.arch)
             register_model(spec)
             register_model(with_precision(spec, "int8"))
     return names

@@ -193,15 +193,41 @@ class Block(nn.Module):
         return x + self.layer_scale2(self.mlp(self.norm2(x)))
 
 
+# What an encoder returns (``Encoder.readout``): its final tokens, or a summary of every block's
+# output: the CLS row ("blocks"), and with it the mean of the patch rows ("blocks+patches").
+READOUTS = ("tokens", "blocks", "blocks+patches")
+
+
 class Encoder(nn.Module):
+    """The blocks. ``forward`` returns what ``readout`` names, so an exporter that traces the
+    encoder alone (PT2E targets keep the stem float) captures a multi-block head's input in the
+    same graph as the blocks, from one pass."""
+
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.layer = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.readout = "tokens"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.layer:
             x = block(x)
         return x
+
+    def summaries(self, x: torch.Tensor, patch_means: bool = True) -> torch.Tensor:
+        """``(B, k * n_blocks, D)``: after each block, the residual stream's CLS row (before any
+        final LayerNorm) and, with ``patch_means``, the mean of its patch rows, in block order."""
+        rows = []
+        for block in self.layer:
+            x = block(x)
+            rows.append(x[:, 0])
+            if patch_means:
+                rows.append(x[:, 1:].mean(dim=1))
+        return torch.stack(rows, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.readout == "tokens":
+            return self.tokens(x)
+        return self.summaries(x, patch_means=self.readout == "blocks+patches")
 
 
 class VisionTransformer(nn.Module):
@@ -220,13 +246,26 @@ class VisionTransformer(nn.Module):
         )
         self.encoder = Encoder(cfg)
         self.layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.readout = "tokens"  # what forward returns (read_blocks)
 
     @property
     def feature_dim(self) -> int:
         return self.config.hidden_size
 
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.layernorm(self.encoder(self.embed(pixels)))
+        return self.layernorm(self.encoder.tokens(self.embed(pixels)))
+
+    def read_blocks(self, readout: str) -> None:
+        """Make :meth:`forward` return ``readout`` (one of :data:`READOUTS`; "tokens" restores
+        the CLS feature)."""
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; expected one of {READOUTS}")
+        self.readout = self.encoder.readout = readout  # its own copy: an exporter may swap the encoder out
+
+    def summaries(self, pixels: torch.Tensor, patch_means: bool = True) -> torch.Tensor:
+        """Every block's CLS row (and patch mean): ``Encoder.summaries`` from pixels, whatever
+        the readout (what a feature cache stores once per crop)."""
+        return self.encoder.summaries(self.embed(pixels), patch_means)
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """Tokens entering the first block (patch + position embeddings, CLIP's pre-norm)."""
@@ -247,7 +286,10 @@ class VisionTransformer(nn.Module):
         return self.layernorm(tokens)[:, 0]
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """CLS feature, shape ``(B, hidden_size)``."""
+        """CLS feature, shape ``(B, hidden_size)``; with a block readout (:meth:`read_blocks`),
+        the block summaries ``(B, k * n_blocks, hidden_size)``."""
+        if self.readout != "tokens":
+            return self.encoder(self.embed(pixels))
         return self.forward_tokens(pixels)[:, 0]
 
 

@@ -21,11 +21,11 @@ from ..zoo import ModelSpec
 from .runs import THRESHOLD_FPR, TrainLog
 
 
-def threshold_entry(threshold: float, pool_scores: np.ndarray) -> dict:
+def threshold_entry(threshold: float, pool_scores: np.ndarray, on: str | None = None) -> dict:
     """The card's decision threshold: chosen for a stated false-positive rate on the held-out
     real pool, and what 0.5 would have given there."""
     return {"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
-            "on": f"{len(pool_scores)} held-out real faces (the real pool; not trained on)",
+            "on": on or f"{len(pool_scores)} held-out real faces (the real pool; not trained on)",
             "pool_fpr_at_0.5": float(np.mean(pool_scores >= 0.5))}
 
 

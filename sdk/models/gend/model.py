@@ -31,6 +31,26 @@ class LinearNormHead(nn.Module):
         return self.linear(F.normalize(features, p=2, dim=-1))
 
 
+class BlockNormHead(nn.Module):
+    """``Linear(k * D, 2)`` on block summaries ``(B, k, D)``, each L2-normalised on its own and
+    then concatenated (the multi-block readout: RINE, Koutlis & Papadopoulos, ECCV 2024, reads
+    intermediate CLS tokens the same way). Normalising per block keeps a block with a large
+    residual stream from drowning the others; the weights are those of a logistic regression on
+    that concatenation."""
+
+    def __init__(self, n_summaries: int, dim: int, num_classes: int = 2):
+        super().__init__()
+        self.n_summaries = n_summaries
+        self.linear = nn.Linear(n_summaries * dim, num_classes)
+
+    @staticmethod
+    def feature(summaries: torch.Tensor) -> torch.Tensor:
+        return F.normalize(summaries, p=2, dim=-1).flatten(1)
+
+    def forward(self, summaries: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.feature(summaries))
+
+
 def patch_attribution(tokens: torch.Tensor, head: LinearNormHead) -> torch.Tensor:
     """Each final patch token, unit-normalised as the CLS feature is, against the head's
     fake-minus-real direction: ``(B, 1 + g*g, D) -> (B, g, g)``. The head reads only the CLS
@@ -42,29 +62,58 @@ def patch_attribution(tokens: torch.Tensor, head: LinearNormHead) -> torch.Tenso
     return cells.reshape(cells.shape[0], side, side)
 
 
+def block_attribution(vit: VisionTransformer, pixels: torch.Tensor, head: BlockNormHead) -> torch.Tensor:
+    """The multi-block head's :func:`patch_attribution`: each patch token after every block, unit-
+    normalised, against the fake-minus-real direction of that block's summaries, summed over
+    blocks: ``(B, g, g)``."""
+    direction = (head.linear.weight[1] - head.linear.weight[0]).reshape(len(vit.encoder.layer), -1, vit.feature_dim)
+    x, cells = vit.embed(pixels), 0
+    for block, weights in zip(vit.encoder.layer, direction):
+        x = block(x)
+        cells = cells + F.normalize(x[:, 1:], p=2, dim=-1) @ weights.sum(0)
+    side = int(round(cells.shape[1] ** 0.5))
+    return cells.reshape(cells.shape[0], side, side)
+
+
 class GenD(DetectorModel):
-    """``forward(pixels) -> logits (B, 2)``; class 1 is *fake*."""
+    """``forward(pixels) -> logits (B, 2)``; class 1 is *fake*.
+
+    ``readout`` says what the head reads: ``"cls"``, the final CLS token (the paper's head), or
+    a summary of every block (``"blocks"``: each block's CLS row; ``"blocks+patches"``: and each
+    block's patch-token mean), read from the same single pass (:class:`BlockNormHead`)."""
 
     heatmap_kind = "patch-attribution"
 
-    def __init__(self, backbone: VisionTransformer, num_classes: int = 2):
+    def __init__(self, backbone: VisionTransformer, num_classes: int = 2, readout: str = "cls"):
         super().__init__()
         self.backbone = backbone
-        self.head = LinearNormHead(backbone.feature_dim, num_classes)
+        self.readout = readout
+        if readout == "cls":
+            self.head = LinearNormHead(backbone.feature_dim, num_classes)
+        else:
+            backbone.read_blocks(readout)
+            per_block = 2 if readout == "blocks+patches" else 1
+            self.head = BlockNormHead(per_block * len(backbone.encoder.layer), backbone.feature_dim, num_classes)
+
+    def _unit(self, feats: torch.Tensor) -> torch.Tensor:
+        flat = self.head.feature(feats) if isinstance(self.head, BlockNormHead) else feats
+        return F.normalize(flat, p=2, dim=-1)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Unit-norm CLS features: the hypersphere the uniformity/alignment losses act on."""
-        return F.normalize(self.backbone(pixels), p=2, dim=-1)
+        """Unit-norm features: the hypersphere the uniformity/alignment losses act on."""
+        return self._unit(self.backbone(pixels))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(pixels))
 
     def logits_and_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.backbone(pixels)
-        return self.head(feats), F.normalize(feats, p=2, dim=-1)
+        return self.head(feats), self._unit(feats)
 
     @torch.no_grad()
     def explain(self, pixels: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.head, BlockNormHead):
+            return block_attribution(self.backbone, pixels, self.head)
         return patch_attribution(self.backbone.forward_tokens(pixels), self.head)
 
     def export_hints(self) -> ExportHints:
@@ -108,7 +157,7 @@ def build(spec: ModelSpec, pretrained: bool = True) -> GenD:
     backbone = create_backbone(spec.backbone, pretrained=pretrained)
     with torch.random.fork_rng():  # an untrained head is the same in every process
         torch.manual_seed(0)
-        model = GenD(backbone)
+        model = GenD(backbone, readout=dict(spec.arch).get("readout", "cls"))
     if pretrained and spec.weights:
         load_trained(model, spec)
     return model.eval()

@@ -375,6 +375,9 @@ def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], 
 def run(args) -> dict:
     """``deepfake-sdk train gend-...-fp32``: the family's training command."""
     spec = get_spec(args.model)
+    if dict(spec.arch).get("readout", "cls") != "cls":  # a frozen multi-block head: fitted on cached features
+        from .train_blocks import run as run_blocks
+        return run_blocks(args)
     epochs = 3 if args.epochs is None else args.epochs
     cfg = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, budget_blocks=args.budget_blocks)
     out = Path(args.out) if args.out else spec.weights_path.parent
