@@ -14,6 +14,10 @@ from ..errors import UsageError
 from ..targets import get_target
 
 
+ACTIVATION_SCHEMES = ("static", "dynamic")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
 @dataclass(frozen=True)
 class Int8Config:
     """INT8 weights and activations, calibrated on real face crops.
@@ -57,6 +61,22 @@ class Int8Config:
 
     precision = "int8"
 
+    def __post_init__(self) -> None:
+        """A recipe is checked when made, so a misspelt field fails here, not as a silently
+        different build (an unknown activation scheme once meant static quantization)."""
+        if self.activations not in ACTIVATION_SCHEMES:
+            raise UsageError(f"Int8Config.activations={self.activations!r}; expected one of {ACTIVATION_SCHEMES}")
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise UsageError(f"Int8Config.calibration_method={self.calibration_method!r}; "
+                             f"expected one of {CALIBRATION_METHODS}")
+        for name in ("calibration_size", "block_size"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"Int8Config.{name} must be at least 1, not {getattr(self, name)}")
+        if self.min_float_layers < 0:
+            raise UsageError(f"Int8Config.min_float_layers must be >= 0, not {self.min_float_layers}")
+        if self.smoothquant_alpha is not None and not 0.0 < self.smoothquant_alpha < 1.0:
+            raise UsageError(f"Int8Config.smoothquant_alpha must lie in (0, 1) or be None, not {self.smoothquant_alpha}")
+
     def key(self) -> str:
         return _key(self)
 
@@ -97,7 +117,6 @@ def _key(cfg) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
-ACTIVATION_SCHEMES = ("static", "dynamic")
 
 
 def config_for(precision: str, target: str | None = None, activations: str | None = None,

@@ -27,7 +27,7 @@ from .bundles.platforms import PLATFORMS
 from .targets import TARGETS
 from .training.cards import attach_comparison, comparison_column
 from .video import VIDEO_SUFFIXES, is_video
-from .zoo import ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
+from .zoo import DEFAULT_MODEL, ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="score images (one row per image)")
     pr.add_argument("images", nargs="+", help="image or video files, or folders of them")
-    pr.add_argument("--model", default="gend-int8", help="zoo name or artifact folder (default gend-int8)")
+    pr.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo name or artifact folder (default {DEFAULT_MODEL})")
     pr.add_argument("--target", help="force a target (onnx, ...); default: chosen for this device")
     pr.add_argument("--all-faces", action="store_true", help="score every face, not only the largest")
     pr.add_argument("--json", action="store_true", help="JSON lines for machines")
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scan", help="score every image and video under folders/lists into a Parquet dataset (resumable)")
     sc.add_argument("inputs", nargs="+", help="folders (searched recursively), files, or .txt lists of paths")
     sc.add_argument("--out", required=True, help="results folder (a Parquet dataset: part-*.parquet); a rerun resumes it")
-    sc.add_argument("--model", default="gend-int8", help="zoo name or artifact folder (default gend-int8)")
+    sc.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo name or artifact folder (default {DEFAULT_MODEL})")
     sc.add_argument("--target", help="force a target; default: chosen for this device")
     sc.add_argument("--engine", choices=["local", "ray"], default="local",
                     help="local: this process (--workers 1) or a process pool; ray: Ray actors (local Ray on loopback, "
@@ -512,11 +512,11 @@ def cmd_doctor(args) -> int:
         state = f"available ({cls.package} {cls.version()})" if cls.is_available() else f"missing: pip install 'deepfake-sdk[{target.extra}]'"
         print(f"  {name:<11} {state}")
     try:
-        spec = get_spec("gend-int8")
+        spec = get_spec(DEFAULT_MODEL)
         sel = select_target("int8", drifting=recorded_drift(spec))
-        print(f"load('gend-int8') = {spec.name} would use: {sel.target} ({sel.reason})")
+        print(f"load('{DEFAULT_MODEL}') = {spec.name} would use: {sel.target} ({sel.reason})")
     except DeepfakeSDKError as exc:
-        print(f"load('gend-int8') cannot run here: {exc}")
+        print(f"load('{DEFAULT_MODEL}') cannot run here: {exc}")
     _print_cached_builds()
     return EXIT_OK
 

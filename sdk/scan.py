@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .errors import DeepfakeSDKError, MissingDependencyError, UsageError
 from .imageio import IMAGE_SUFFIXES
 from .video import VIDEO_SUFFIXES, is_video
-from .zoo import load_callable
+from .zoo import DEFAULT_MODEL, load_callable
 
 ENGINES = ("local", "ray")
 COLUMNS = ("path", "kind", "size_bytes", "score", "label", "faces", "frames", "model", "runtime", "latency_ms",
@@ -40,7 +40,7 @@ COLUMNS = ("path", "kind", "size_bytes", "score", "label", "faces", "frames", "m
 class ScanConfig:
     """What each worker loads and how it reads a file."""
 
-    model: str = "gend-int8"
+    model: str = DEFAULT_MODEL
     target: str | None = None
     fps: float = 2.0  # videos: frames sampled per second
     max_frames: int = 64  # videos: at most this many frames

@@ -128,6 +128,10 @@ class ModelSpec:
         return asdict(self)
 
 
+# What a user gets without naming a model (CLI, scan, benchmark): an alias, so it follows the
+# default GenD variant (sdk/models/gend/__init__.py).
+DEFAULT_MODEL = "gend-int8"
+
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}  # zoo name -> registered name
 _FAMILIES: dict[str, Family] = {}

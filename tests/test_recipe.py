@@ -131,3 +131,14 @@ def test_training_device_and_autocast_choice(monkeypatch):
         monkeypatch.setattr(recipe, "device_info", lambda info=info: info)
         assert recipe.autocast(torch.device("cpu")).fast_dtype == torch.bfloat16
         assert recipe.autocast(torch.device("cpu"))._enabled is fast, features
+
+
+def test_an_int8_recipe_refuses_fields_it_does_not_know_when_made():
+    from deepfake_sdk.errors import UsageError
+    from deepfake_sdk.quantization.config import Int8Config
+
+    assert Int8Config(activations="dynamic").activations == "dynamic"
+    for bad in ({"activations": "statik"}, {"calibration_method": "mse"}, {"calibration_size": 0},
+                {"block_size": 0}, {"min_float_layers": -1}, {"smoothquant_alpha": 1.5}):
+        with pytest.raises(UsageError, match=next(iter(bad))):
+            Int8Config(**bad)
