@@ -63,14 +63,20 @@ def patch_attribution(tokens: torch.Tensor, head: LinearNormHead) -> torch.Tenso
 
 
 def block_attribution(vit: VisionTransformer, pixels: torch.Tensor, head: BlockNormHead) -> torch.Tensor:
-    """The multi-block head's :func:`patch_attribution`: each patch token after every block, unit-
-    normalised, against the fake-minus-real direction of that block's summaries, summed over
-    blocks: ``(B, g, g)``."""
-    direction = (head.linear.weight[1] - head.linear.weight[0]).reshape(len(vit.encoder.layer), -1, vit.feature_dim)
-    x, cells = vit.embed(pixels), 0
-    for block, weights in zip(vit.encoder.layer, direction):
+    """The multi-block head's heatmap, as :func:`patch_attribution` draws the single-CLS head's:
+    the last block's patch tokens, unit-normalised as its CLS row is, against the head's
+    fake-minus-real direction for that CLS row. ``(B, g, g)``.
+
+    Measured on 16 self-blended real-pool faces (tests/test_explain.py), only the CLS directions
+    of late blocks light the blended region up (block 11: 0.25 inside the mask vs 0.09 outside);
+    the patch-mean directions read the whole crop and light the background more, and neither a
+    sum over every block nor gradient x input at the first block localised the blend."""
+    per_block = head.n_summaries // len(vit.encoder.layer)
+    last_cls = (head.linear.weight[1] - head.linear.weight[0]).reshape(head.n_summaries, -1)[-per_block]
+    x = vit.embed(pixels)
+    for block in vit.encoder.layer:
         x = block(x)
-        cells = cells + F.normalize(x[:, 1:], p=2, dim=-1) @ weights.sum(0)
+    cells = F.normalize(x[:, 1:], p=2, dim=-1) @ last_cls
     side = int(round(cells.shape[1] ** 0.5))
     return cells.reshape(cells.shape[0], side, side)
 
