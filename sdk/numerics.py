@@ -100,10 +100,10 @@ def _validation_reference(model: str, data: Path, spec: ModelSpec) -> tuple[Refe
 
 def _row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict,
          yardstick: tuple[Reference, Path] | None = None) -> dict:
-    row, _ = _measured(spec, target, ref, faces, policy, used)
-    if yardstick is not None and runtime_class(target).is_available():
+    row, result = _measured(spec, target, ref, faces, policy, used)
+    if yardstick is not None and result is not None:  # the same artifact, on the validation faces
         val_ref, folder = yardstick
-        m = verify(ensure_artifact(spec, target, progress=False), val_ref, data=folder, policy=policy).metrics
+        m = verify(result.artifact, val_ref, data=folder, policy=policy).metrics
         row["validation"] = {"faces": m.n, "auc_reference": m.auc_reference, "auc": m.auc, "auc_drop": m.auc_drop}
     return row
 

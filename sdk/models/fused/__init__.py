@@ -7,6 +7,12 @@ with are in ``weights/fused.card.json``, written by ``deepfake-sdk train fused-f
 trains both members' fold models on the same folds and keeps a rule only where it beats each
 member alone on unseen families (``train.py``); the decision threshold is chosen on the held-out
 real pool like every family's.
+
+Not recommended (measured 2026-12-07 on the validation set, ``benchmarks/fusion_validation.py``):
+the max rule scores AUC 0.674 against GenDF's 0.695 alone; the plain mean of margins 0.699 and the
+mean of real-pool-standardised margins 0.676 do not beat GenDF by more than the set resolves
+(about 0.03), and all sit far below the multi-block GenD default (0.854). It stays registered for
+users who run both members, and is no default.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ FUSED = ModelSpec(
     # GenDF's (CLIP statistics); LFM's ImageNet-normalised input is an exact per-channel affine of it
     preprocessing=Preprocessing(mean=CLIP_MEAN, std=CLIP_STD),
     members=("gendf-fp32", "lfm-fp32"),
-    description="GenDF + LFM, their logits combined by the held-out-chosen rule (PyTorch FP32 references)",
+    description="GenDF + LFM, their logits combined by the held-out-chosen rule (PyTorch FP32 references); "
+                "not recommended: below GenDF alone on the validation set",
 )
 register_pair(FUSED, "GenDF + LFM: both members' INT8 artifacts for the target, scores combined by the same rule")
