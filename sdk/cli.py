@@ -624,7 +624,7 @@ def format_card(spec: ModelSpec, card: dict) -> str:
     lines = [f"{spec.name}: {card.get('architecture', '')}",
              f"trained ({card.get('recipe', '?')} recipe) on {card.get('data', {}).get('crops', '?')} crops; "
              f"{held.get('real_pool_faces', '?')} real faces of {len(held.get('real_pool_sources', []))} sources held out of "
-             "all training", "",
+             + held.get("real_pool_held_out_of", "all training"), "",
              f"{'held-out fold':<28}{'real':>6}{'fake':>6}{'AUC':>8}{'frozen probe':>14}{'metadata only':>15}"
              + "".join(f"{name:>22}" for name in compared)]
     for f in held.get("folds", []):

@@ -4,9 +4,10 @@ Faces of one clip, grid or identity are near-duplicates and every source has its
 no fold ever splits a source: a fold holds out *sources*. Three kinds of held-out set:
 
 * the **real pool**: real-only sources (chosen by a hash of their names) that no model of any
-  fold, nor the shipped one, trains on. Every fold's test set includes them, so a fold's AUC
-  pits its held-out fakes against reals the model never saw; the decision threshold is set on
-  them too (a stated false-positive rate).
+  fold trains on. Every fold's test set includes them, so a fold's AUC pits its held-out fakes
+  against reals the model never saw; the decision threshold is set on them too (a stated
+  false-positive rate). Shipped models keep them out as well, except GenD's multi-block head,
+  which trains on them and sets its threshold on cross-fitted scores (``gend/train_blocks.py``).
 * **family folds**: every source holding a fake of one manipulation family (faceswap,
   reenactment, face_editing, gan_full_synthesis, diffusion) is left out, its reals with it (and
   its siblings: a tool's input photos go with its swaps); the test set is that family's fakes +

@@ -284,6 +284,7 @@ def _card(spec: ModelSpec, cfg: BlocksConfig, universe: Universe, final, folds: 
         "held_out": {"role": "stress test: leave-one-family/source-out folds of the training data, small and "
                              "confounded; the validation section is the measure",
                      "real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
+                     "real_pool_held_out_of": "every fold (the shipped head trains on them; its threshold is cross-fitted)",
                      "folds": folds, "mean": summarize(folds)},
         "threshold": threshold_entry(threshold, pool_scores, on=f"{len(pool_scores)} real faces of the real pool, each "
                                      f"scored by a head fitted without its source ({cfg.crossfit_parts}-way cross-fit)"),
