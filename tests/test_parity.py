@@ -17,6 +17,7 @@ from deepfake_sdk.cli import main
 from deepfake_sdk.metrics import average_precision, detection_metrics, eer, roc_auc, tpr_at_fpr
 from deepfake_sdk.errors import UsageError
 from deepfake_sdk.gates import Gate, compare
+from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.parity import Reference
 from deepfake_sdk.zoo import get_spec
 
@@ -81,7 +82,8 @@ def test_reference_stores_faces_scores_features_and_metrics(reference):
     assert meta["model"] == get_spec("gend-fp32").name and meta["device"] in ("cpu", "cuda")
     n = len(reference.samples)
     assert n == meta["data"]["samples"] and n >= 20
-    assert reference.features.shape == (n, 768 if "clip" in meta["model"] else 384)
+    head = create_model(get_spec(meta["model"]), pretrained=False).head  # the width of the feature it reads
+    assert reference.features.shape == (n, head.linear.in_features)
     assert np.allclose(np.linalg.norm(reference.features.astype(np.float64), axis=1), 1.0, atol=1e-2)
     first = reference.samples[0]
     assert len(first["image_sha256"]) == 64 and len(json.loads(first["landmarks"])) == 5
