@@ -41,7 +41,7 @@ from ...training.folds import make_folds
 from ...training.items import GENERATED_FAMILIES, MANIFESTS, balanced
 from ...training.linear import fit_logistic
 from ...training.records import provenance, threshold_entry, write_trained
-from ...training.runs import TrainLog, per_source, summarize, threshold_at_fpr
+from ...training.runs import TrainLog, per_source, pixels, summarize, threshold_at_fpr
 from ...training.sbi import self_blend
 from ...zoo import ModelSpec, get_spec
 from ..backbones import backbone_provenance, create_backbone
@@ -250,7 +250,6 @@ def train_blocks(data_dir: Path, out_dir: Path, spec: ModelSpec, cfg: BlocksConf
 
 def _cache_agreement(model: GenD, universe: Universe, idx: np.ndarray, fitted, readout: str, spec: ModelSpec) -> dict:
     """The cached features' scores against the FP32 model run on the same crops."""
-    from ...training.runs import pixels
     with torch.no_grad():
         direct = torch.softmax(model(pixels(universe.crops.images[idx], spec.preprocessing, torch.device("cpu"))),
                                -1)[:, 1].numpy()
