@@ -74,6 +74,15 @@ class CropSet:
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples])
 
+    @classmethod
+    def joined(cls, parts: list["CropSet"]) -> "CropSet":
+        """Several manifests' crops as one set (their hashes joined)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls([s for p in parts for s in p.samples], np.concatenate([p.images for p in parts]),
+                   "+".join(p.manifest_sha256[:16] for p in parts), [k for p in parts for k in p.skipped],
+                   [f for p in parts for f in p.faces])
+
     def where(self, keep) -> "CropSet":
         idx = [i for i, s in enumerate(self.samples) if keep(s)]
         return CropSet([self.samples[i] for i in idx], self.images[idx], self.manifest_sha256, self.skipped,

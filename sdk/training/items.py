@@ -24,12 +24,8 @@ GENERATED_FAMILIES = ("gan_full_synthesis", "diffusion")
 
 def load_crops(data_dir: Path, pp: Preprocessing, manifests: tuple[str, ...] = MANIFESTS) -> CropSet:
     """Aligned crops of every manifest present in ``data_dir``, as one set."""
-    parts = [build_crops(data_dir, pp.size, pp.margin, manifest=m) for m in manifests if (Path(data_dir) / m).is_file()]
-    if len(parts) == 1:
-        return parts[0]
-    return CropSet([s for p in parts for s in p.samples], np.concatenate([p.images for p in parts]),
-                   "+".join(p.manifest_sha256[:16] for p in parts), [k for p in parts for k in p.skipped],
-                   [f for p in parts for f in p.faces])
+    return CropSet.joined([build_crops(data_dir, pp.size, pp.margin, manifest=m)
+                           for m in manifests if (Path(data_dir) / m).is_file()])
 
 
 def capped(samples: list[Sample], idx: np.ndarray, cap: int | None) -> np.ndarray:

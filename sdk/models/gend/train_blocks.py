@@ -102,9 +102,7 @@ def training_crops(data_dir: Path, spec: ModelSpec) -> tuple[CropSet, np.ndarray
     """Crops of every training manifest present, and which manifest each came from."""
     parts = [(m, build_crops(data_dir, spec.preprocessing.size, spec.preprocessing.margin, manifest=m))
              for m in MANIFESTS if (Path(data_dir) / m).is_file()]
-    crops = CropSet([s for _, p in parts for s in p.samples], np.concatenate([p.images for _, p in parts]),
-                    "+".join(p.manifest_sha256[:16] for _, p in parts), [k for _, p in parts for k in p.skipped],
-                    [f for _, p in parts for f in p.faces])
+    crops = CropSet.joined([p for _, p in parts])
     return crops, np.repeat([m for m, _ in parts], [len(p.samples) for _, p in parts])
 
 
