@@ -16,7 +16,7 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,13 +46,21 @@ class ExportResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Converter(Protocol):
-    def export(self, request: ExportRequest) -> ExportResult: ...
+@dataclass(frozen=True)
+class Converter:
+    """What one target's converter module offers; each module ends with ``CONVERTER = Converter(...)``
+    and :func:`deepfake_sdk.converters.converter_for` returns it. The optional extras are declared
+    here, None where a format lacks them, so callers test a field instead of probing a module."""
 
-    # Optional, for mixed precision: per-layer SQNR (dB, lower = more damaged), keyed by the
-    # names the converter accepts in ``Int8Config.float_layers``.
-    def layer_sensitivity(self, artifact_dir: Path, calibration: np.ndarray, model: nn.Module,
-                          config: Any) -> dict[str, float]: ...
+    export: Callable[[ExportRequest], ExportResult]
+    # Per-layer SQNR (dB, lower = more damaged) ``(artifact_dir, calibration, model, config)``, keyed by
+    # the names the converter accepts in ``Int8Config.float_layers`` (mixed precision).
+    layer_sensitivity: Callable[[Path | None, np.ndarray, nn.Module, Any], dict[str, float]] | None = None
+    # Write / read the app manifest inside the model file (ONNX metadata_props, TFLite metadata, Core ML).
+    embed_metadata: Callable[[Path, dict], None] | None = None
+    read_metadata: Callable[[Path], dict | None] | None = None
+    # Adapt a model file for a browser engine in place (onnxruntime-web); returns what it changed.
+    for_browser: Callable[[Path], dict] | None = None
 
 
 def module_layer_sensitivity(artifact_dir: Path, calibration: np.ndarray, model: DetectorModel,

@@ -24,10 +24,9 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuant
 
 from ..quantization.pt2e import quantize_part
 from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts
-from .base import METADATA_KEY, module_layer_sensitivity, quiet_tools
+from .base import METADATA_KEY, Converter, module_layer_sensitivity, quiet_tools
 
 MODEL_FILE = "model.mlpackage"
-layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
@@ -127,3 +126,7 @@ def read_metadata(model_file: Path) -> dict | None:
     """The app manifest :func:`embed_metadata` wrote, or None."""
     meta = ct.models.MLModel(str(model_file), skip_model_load=True).user_defined_metadata
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else None
+
+
+# float_layers are PyTorch module names, ranked by layer_sensitivity
+CONVERTER = Converter(export=export, layer_sensitivity=module_layer_sensitivity, embed_metadata=embed_metadata, read_metadata=read_metadata)

@@ -19,9 +19,8 @@ from executorch.exir import to_edge_transform_and_lower
 
 from ..quantization.pt2e import quantize_part
 from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts, module_layer_sensitivity
-from .base import quiet_tools
+from .base import Converter, quiet_tools
 
-layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
@@ -56,3 +55,7 @@ def _quantize(model, request: ExportRequest):
 
 def _tool_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "executorch": importlib.metadata.version("executorch")}
+
+
+# float_layers are PyTorch module names, ranked by layer_sensitivity
+CONVERTER = Converter(export=export, layer_sensitivity=module_layer_sensitivity)

@@ -44,6 +44,7 @@ from .base import (
     INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAMES,
+    Converter,
     ExportRequest,
     ExportResult,
     LogitsAndFeatures,
@@ -306,3 +307,7 @@ def for_browser(model_file: Path) -> dict:
         onnx.save(model, str(model_file))
     return {"matmulnbits_float_compute": changed,
             "note": "8-bit weights, float activations: what onnxruntime-web's wasm MatMulNBits computes"}
+
+
+# float_layers are PyTorch module names (the static recipe: QDQ node names), ranked by layer_sensitivity
+CONVERTER = Converter(export=export, layer_sensitivity=layer_sensitivity, embed_metadata=embed_metadata, read_metadata=read_metadata, for_browser=for_browser)

@@ -32,9 +32,8 @@ from nncf.quantization.advanced_parameters import OverflowFix
 
 from ..models.contract import ExportHints
 from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
-from .base import module_layer_sensitivity
+from .base import Converter, module_layer_sensitivity
 
-layer_sensitivity = module_layer_sensitivity  # float_layers are module names, matched in node names
 
 # Activation x activation products (a ViT's Q.K^T and softmax.V), traced from torch.bmm.
 ATTENTION_PRODUCTS_PATTERN = r".*aten::bmm.*"
@@ -113,3 +112,7 @@ def _quantize(model, calibration: np.ndarray, cfg, hints: ExportHints):
 
 def _tool_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "openvino": ov.__version__, "nncf": nncf.__version__}
+
+
+# float_layers are PyTorch module names, ranked by layer_sensitivity
+CONVERTER = Converter(export=export, layer_sensitivity=module_layer_sensitivity)

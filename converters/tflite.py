@@ -30,9 +30,8 @@ from litert_torch.quantize.quant_config import QuantConfig
 from ..models.contract import DetectorModel
 from ..quantization.pt2e import quantize_part
 from .base import ExportRequest, ExportResult, LogitsAndFeatures, example_input, float_parts, module_layer_sensitivity
-from .base import METADATA_KEY, quiet_tools
+from .base import METADATA_KEY, Converter, quiet_tools
 
-layer_sensitivity = module_layer_sensitivity  # float_layers are module names (mixed precision)
 
 
 def export(request: ExportRequest) -> ExportResult:
@@ -172,3 +171,7 @@ def read_metadata(model_file: Path) -> dict | None:
 
 def _name(raw) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw or "")
+
+
+# float_layers are PyTorch module names, ranked by layer_sensitivity
+CONVERTER = Converter(export=export, layer_sensitivity=module_layer_sensitivity, embed_metadata=embed_metadata, read_metadata=read_metadata)

@@ -4,14 +4,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .artifact import Artifact
-from .build import ensure_artifact, served
-from .bundles.writer import BUNDLE_KIND, Bundle
-from .detector import Detector, MembersBackend, TorchBackend
+from .artifact import BUNDLE_KIND, Artifact
+from .cached import lookup, served
+from .detector import Detector, TorchBackend
 from .device import select_target
 from .gates import Gate
+from .models.composite import backend_for
 from .models.factory import create_model
-from .models.fused.model import adapters_for, fusion_rule
 from .runtimes.base import require_runtime, runtime_class, runtime_for
 from .zoo import ModelSpec, get_spec, recorded_drift
 
@@ -25,37 +24,46 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     is built on first use into the cache, keyed by its recipe, and verified on every load.
     An INT8 build is checked against the float reference on this machine (the build gate,
     ``gate``); one that misses it is served with a :class:`ParityWarning` carrying the numbers,
-    or refused with :class:`ParityGateError` when ``strict``.
+    or refused with :class:`ParityGateError` when ``strict``. A cache hit reads the artifact
+    recorded for the entry (``deepfake_sdk.cached``): no crops are made and no build code imported.
     """
     if os.sep in name or Path(name).is_dir():
         artifact = Artifact.load(name)
         if artifact.manifest.get("kind") == BUNDLE_KIND:
-            return _from_bundle(Bundle(artifact.path, artifact.manifest), target)
+            return _from_bundle(artifact, target)
         return _from_artifact(served(artifact, strict))
     spec = get_spec(name)
     if spec.precision == "fp32" and target in (None, "pytorch"):
         return Detector(spec, TorchBackend(create_model(spec)), "pytorch")
     selection = select_target(spec.precision, target, drifting=recorded_drift(spec))  # measured drift passed over
     require_runtime(selection.target)  # before a long build that could not run anyway
-    if spec.members:
-        return _fused(spec, selection.target, calibration, progress, strict, gate)
-    artifact = ensure_artifact(spec, selection.target, calibration=calibration, progress=progress, gate=gate)
-    return _from_artifact(served(artifact, strict), spec)
+    opened: list[Artifact] = []
+
+    def open_part(part: ModelSpec):
+        artifact = served(_artifact(part, selection.target, calibration, progress, gate), strict)
+        opened.append(artifact)
+        return runtime_for(artifact)
+
+    backend = backend_for(spec, open_part)  # the artifact, or a composite's parts' artifacts
+    return Detector(spec, backend, backend.name, artifact=opened[0] if len(opened) == 1 else None)
 
 
-def _fused(spec: ModelSpec, target: str, calibration, progress: bool, strict: bool, gate: Gate | None) -> Detector:
-    """A fused entry on ``target``: each member's artifact (built, gated and served as its own
-    ``load`` would), their scores combined by the card's rule."""
-    rule = fusion_rule(spec)  # before any build: a stale card is refused at once
-    runtimes = [runtime_for(served(ensure_artifact(member, target, calibration=calibration, progress=progress,
-                                                   gate=gate), strict)) for member in spec.member_specs()]
-    backend = MembersBackend(runtimes, adapters_for(spec), rule)
-    return Detector(spec, backend, backend.name)
+def _artifact(spec: ModelSpec, target: str, calibration, progress: bool, gate: Gate | None) -> Artifact:
+    """The recorded artifact when it is current (default calibration), else the build path's."""
+    hit = lookup(spec, target, gate) if calibration is None else None
+    if hit is not None:
+        return hit
+    from .build import ensure_artifact  # only on a miss: the build imports the exporters
+
+    return ensure_artifact(spec, target, calibration=calibration, progress=progress, gate=gate)
 
 
-def _from_bundle(bundle: Bundle, target: str | None) -> Detector:
+def _from_bundle(artifact: Artifact, target: str | None) -> Detector:
     """An app bundle's model file scored by its runtime here: the first of the bundle's targets
     that runs on this machine, or ``target``."""
+    from .bundles.writer import Bundle
+
+    bundle = Bundle(artifact.path, artifact.manifest)
     targets = [target] if target else list(bundle.manifest["artifacts"])
     runnable = [t for t in targets if runtime_class(t).is_available()] or targets[:1]
     require_runtime(runnable[0])

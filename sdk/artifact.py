@@ -25,6 +25,7 @@ from .jsonio import dumps, plain
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+BUNDLE_KIND = "app-bundle"  # an app bundle's manifest ``kind`` (``bundles.writer``); an artifact has none
 
 
 LOCK_TIMEOUT_S = 3600.0  # a build of the largest artifact takes minutes; a stuck lock gives up

@@ -345,7 +345,8 @@ def cmd_export(args) -> int:
     if args.platform:
         return cmd_export_bundle(args)
     from . import create_model, export
-    from .build import VERIFY_SIZE, gate_failure
+    from .build import VERIFY_SIZE
+    from .cached import gate_failure
     from .quantization.calibration import build_sets
 
     spec = get_spec(args.model)
@@ -523,7 +524,7 @@ def cmd_doctor(args) -> int:
 
 def _print_cached_builds() -> None:
     """Every artifact in the cache and its build gate: a build that missed it is never silent."""
-    from .build import gate_failure
+    from .cached import gate_failure
 
     folders = sorted(p for p in (cache_dir() / "artifacts").glob("*") if (p / "manifest.json").is_file()) \
         if (cache_dir() / "artifacts").is_dir() else []

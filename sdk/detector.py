@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 import numpy as np
 import torch  # MTCNN (faces) needs it too
@@ -19,9 +19,10 @@ from .faces import FacePipeline
 from .imageio import ImageInput, describe, load_image
 from .preprocess import prepare_crop, to_batch
 from .models.factory import create_model
-from .models.fused.rules import combine
-from .video import FaceTracker, FrameResult, TrackedFace, VideoPrediction, sample_frames, summarise_tracks
 from .zoo import ModelSpec, get_spec
+
+if TYPE_CHECKING:  # video decoding (PyAV) is imported by predict_video only
+    from .video import VideoPrediction
 
 
 class Backend(Protocol):
@@ -133,6 +134,8 @@ class Detector:
         """Score a video: ``fps`` frames a second (at most ``max_frames``, spread over the clip),
         every face found and tracked across them, each track scored by its robust top-k mean, the
         video by its most fake track (:mod:`deepfake_sdk.video`); a timeline of every face."""
+        from .video import FaceTracker, FrameResult, TrackedFace, VideoPrediction, sample_frames, summarise_tracks
+
         start = time.perf_counter()
         frames, info = sample_frames(path, fps=fps, max_frames=max_frames)
         tracker, timeline = FaceTracker(), []
@@ -210,24 +213,3 @@ class TorchBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return self.model(torch.from_numpy(batch)).numpy()
-
-
-class MembersBackend:
-    """A fused entry's backend on artifacts: each member's runtime on its own copy of the batch
-    (an exact per-channel affine to its statistics), the members' margins combined by the rule the
-    entry's PyTorch reference uses (``models.fused.rules``)."""
-
-    def __init__(self, runtimes: list, adapters: list[tuple[list[float], list[float]]], rule: str):
-        combine(np.zeros((1, 1)), rule)  # an unknown rule fails on load, not on the first face
-        self.runtimes, self.rule = runtimes, rule
-        self.affine = [(np.float32(scale).reshape(1, -1, 1, 1), np.float32(shift).reshape(1, -1, 1, 1))
-                       for scale, shift in adapters]
-        self.name = runtimes[0].name
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        margins = []
-        for runtime, (scale, shift) in zip(self.runtimes, self.affine):
-            logits = np.asarray(runtime.run((batch * scale + shift).astype(np.float32)))
-            margins.append(logits[:, 1] - logits[:, 0])
-        fused = combine(np.stack(margins), self.rule)
-        return np.stack([np.zeros_like(fused), fused], 1)

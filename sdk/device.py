@@ -111,8 +111,9 @@ class SpeedOrder:
     evidence: str
 
 
-# Latencies: median ms per face crop, gend-int8 (DINOv2 ViT-S/14, 224 px), 2 cores, each target's
-# FP32/INT8 pair timed interleaved by benchmarks/targets.py (results in docs/targets.md).
+# Latencies: median ms per face crop of the GenD INT8 builds named in each row (GenD-DINOv2 ViT-S/14
+# and GenD-CLIP ViT-B/16 at 224 px; today's gend-int8 is the multi-block GenD-CLIP, whose order is the
+# CLIP one), 2 cores, timed interleaved by benchmarks/targets.py and device_order.py (docs/targets.md).
 SPEED_ORDER: dict[str, SpeedOrder] = {
     "amx": SpeedOrder(("tflite", "openvino", "executorch", "onnx", "coreml"), True,
                       "measured on an Intel Xeon (AMX-INT8, 2 cores), INT8 ms per face, each target's FP32/INT8 "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib
 import importlib.util
 import json
 import os
@@ -25,11 +24,13 @@ import torch
 
 from . import __version__
 from .artifact import Artifact, atomic_path, sha256_file, write_manifest
-from .converters.base import ExportRequest, deployable
+from .converters import converter_for
+from .converters.base import Converter, ExportRequest, deployable
 from .detector import softmax_fake
 from .device import device_info
 from .errors import MissingDependencyError, UsageError
 from .gates import Gate, compare
+from .models.composite import require_single_graph
 from .models.contract import DetectorModel
 from .paths import cache_dir
 from .preprocess import to_batch
@@ -48,7 +49,7 @@ def export(
     calibration=None,
     out: str | Path | None = None,
     quantization=None,
-    spec: ModelSpec | str = "gend-fp32",
+    spec: ModelSpec | str | None = None,
     verify_on=None,
     gate: Gate | None = None,
     mixed_precision_steps: int = 0,
@@ -62,9 +63,12 @@ def export(
     ``verify_on``: a ``CalibrationSet`` (or aligned uint8 crops) of gate faces on which an INT8
     export is compared with the float reference (``gate``, default ``Gate.build()``); the result
     is stored in the manifest. With ``mixed_precision_steps`` > 0, a failing export is redone
-    with its most sensitive layers kept float, up to that many times.
+    with its most sensitive layers kept float, up to that many times. ``spec``: the zoo entry
+    whose preprocessing, threshold and calibration profile the artifact carries; by default the
+    one ``model`` was created from (``create_model``).
     """
-    spec = get_spec(spec) if isinstance(spec, str) else spec
+    spec = _spec_of(model, spec)
+    require_single_graph(spec, "export")
     tgt = get_target(target)
     recipe = quantization or config_for(precision, target, **spec.int8_recipe_overrides(target))
     if recipe.precision != precision:
@@ -85,6 +89,15 @@ def export(
     return job.write_with_parity(recipe, out, verify_on, gate or Gate.build(), mixed_precision_steps)
 
 
+def _spec_of(model: DetectorModel, spec: ModelSpec | str | None) -> ModelSpec:
+    if spec is None:
+        spec = getattr(model, "zoo_spec", None)
+        if spec is None:
+            raise UsageError("export() needs the zoo entry this model implements (its preprocessing, threshold and "
+                             "calibration go into the artifact): build it with create_model(name) or pass spec=")
+    return get_spec(spec) if isinstance(spec, str) else spec
+
+
 @dataclass
 class _Job:
     model: DetectorModel  # fixed to the input size and smoothed: what every converter receives
@@ -93,13 +106,8 @@ class _Job:
     precision: str
     calib: CalibrationSet | None
 
-    def converter(self):
-        try:
-            return importlib.import_module(f"deepfake_sdk.converters.{self.target.converter}")
-        except ImportError as exc:
-            raise MissingDependencyError(
-                f"exporting to {self.target.name!r} needs {exc.name or 'a package that is missing'}: "
-                f"pip install 'deepfake-sdk[{self.target.extra}]'") from exc
+    def converter(self) -> Converter:
+        return converter_for(self.target.name)
 
     def write(self, recipe, out: Path, extra: dict | None = None) -> Artifact:
         converter = self.converter()
@@ -121,7 +129,7 @@ class _Job:
         """The converter's per-layer SQNR ranking input (lower = more damaged); ``artifact`` is
         None before anything is exported, which rankings on the float model do not need."""
         converter = self.converter()
-        if not hasattr(converter, "layer_sensitivity"):
+        if converter.layer_sensitivity is None:
             return {}
         crops = to_batch(self.calib.crops[:16], self.spec.preprocessing)
         return converter.layer_sensitivity(artifact.path if artifact else None, crops, self.model, recipe)

@@ -19,8 +19,6 @@ from . import __version__, jsonio
 from .artifact import sha256_file
 from .build import ensure_artifact
 from .gates import Gate, compare, flips_near_threshold
-from .models.fused.model import fusion_rule
-from .models.fused.rules import combine, margins_from_probs, probs_from_margins
 from .parity import Reference, VerifyResult, build_reference, verify
 from .paths import cache_dir
 from .reports import fmt as _f
@@ -28,7 +26,7 @@ from .runtimes.base import runtime_class
 from .targets import get_target
 from .training import validation
 from .training.data import HOLDOUT_MANIFEST, holdout_folder
-from .zoo import ModelSpec, get_spec, with_precision
+from .zoo import ModelSpec, composite_of, get_spec, parts_of, with_precision
 
 PREDICTS_ELSEWHERE = "exported and validated; prediction needs macOS/iOS"
 
@@ -44,9 +42,9 @@ def reference_for(model: str, data: Path) -> Reference:
 
 
 def reference_key(spec: ModelSpec, data: Path) -> str:
-    """What a cached reference depends on: the manifest and the trained tensors (a fused entry has
-    none of its own: its members')."""
-    tensors = [w for w in [spec.weights_path, *(get_spec(m).weights_path for m in spec.members)] if w]
+    """What a cached reference depends on: the manifest and the trained tensors (a composite entry
+    has none of its own: its parts')."""
+    tensors = [w for w in [spec.weights_path, *(p.weights_path for p in parts_of(spec))] if w]
     return "-".join([sha256_file(Path(data) / "manifest.csv")[:12], *(sha256_file(w)[:12] for w in tensors)])
 
 
@@ -66,10 +64,7 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
         for precision in precisions:
             if precision not in get_target(target).precisions:
                 continue
-            if spec.members:
-                row = _fused_row(with_precision(spec, precision), target, ref, faces, policy, used)
-            else:
-                row = _row(with_precision(spec, precision), target, ref, faces, policy, used, yardstick)
+            row = _row(with_precision(spec, precision), target, ref, faces, policy, used, yardstick)
             rows.append({**row, "measured": datetime.date.today().isoformat()})
     rows = _merged(out / f"{model}.json", ref, rows)
     probs = [float(r["prob"]) for r in ref.samples]
@@ -92,7 +87,7 @@ def _validation_reference(model: str, data: Path, spec: ModelSpec) -> tuple[Refe
     """The FP32 reference on the validation set (``training.validation``), where the data has one:
     each row then also records the artifact's validation AUC beside the reference's. A measure of
     what quantization costs in detection on unseen sources, never a gate (nothing is gated on it)."""
-    if spec.members or not validation.has_validation(data):
+    if composite_of(spec) is not None or not validation.has_validation(data):
         return None
     folder = validation.validation_folder(data)
     return reference_for(model, folder), folder
@@ -100,6 +95,8 @@ def _validation_reference(model: str, data: Path, spec: ModelSpec) -> tuple[Refe
 
 def _row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict,
          yardstick: tuple[Reference, Path] | None = None) -> dict:
+    if composite_of(spec) is not None:
+        return _composite_row(spec, target, ref, faces, policy, used)
     row, result = _measured(spec, target, ref, faces, policy, used)
     if yardstick is not None and result is not None:  # the same artifact, on the validation faces
         val_ref, folder = yardstick
@@ -126,22 +123,22 @@ def _measured(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy:
     return {**row, **_verdict(result.metrics, result.checks, margin), "runtime": result.runtime}, result
 
 
-def _fused_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
-    """A fused entry on ``target``: each member's default build verified against its own reference
-    on the same faces, their scores combined by the entry's rule, and that gated against the fused
-    reference (what ``load(fused-int8)`` serves: the members' artifacts and the rule)."""
-    rule = fusion_rule(spec)
-    measured = [(_measured(member, target, member_ref, faces, policy, used), member_ref) for member, member_ref in
-                ((m, reference_for(m.base_name, faces)) for m in spec.member_specs())]
+def _composite_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
+    """A composite entry on ``target``: each part's default build verified against its own reference
+    on the same faces, their scores combined as the entry's composite does, and that gated against
+    the entry's reference (what ``load`` serves: the parts' artifacts and the combination)."""
+    parts = parts_of(spec)
+    measured = [(_measured(part, target, part_ref, faces, policy, used), part_ref) for part, part_ref in
+                ((p, reference_for(p.base_name, faces)) for p in parts)]
     rows = [row for (row, _), _ in measured]
     row = {"target": target, "precision": spec.precision, "size_mb": round(sum(r["size_mb"] for r in rows), 1),
            "recipe": "+".join(r["recipe"] or "-" for r in rows), "float_layers": sum(r["float_layers"] for r in rows),
-           "members": {m.name: r["status"] for m, r in zip(spec.member_specs(), rows)}}
+           "parts": {p.name: r["status"] for p, r in zip(parts, rows)}}
     if not runtime_class(target).is_available():
         return {**row, "status": PREDICTS_ELSEWHERE}
-    scores = [dict(zip((s["path"] for s in member_ref.samples), result.scores)) for (_, result), member_ref in measured]
-    margins = np.stack([margins_from_probs(np.array([by_path[s["path"]] for s in ref.samples])) for by_path in scores])
-    fused = probs_from_margins(combine(margins, rule))
+    scores = [dict(zip((s["path"] for s in part_ref.samples), result.scores)) for (_, result), part_ref in measured]
+    probs = np.stack([np.array([by_path[s["path"]] for s in ref.samples]) for by_path in scores])
+    fused = composite_of(spec).combine_probs(spec, probs)
     metrics = compare(ref.probs, fused, ref.labels, ref.meta["threshold"])
     return {**row, **_verdict(metrics, policy.checks(metrics), _flip_margin(ref, fused, policy)),
             "runtime": rows[0]["runtime"]}

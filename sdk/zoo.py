@@ -44,7 +44,9 @@ class Family:
     built or trained, so ``import deepfake_sdk`` never loads torch. ``builder(spec, pretrained)``
     returns the family's :class:`~deepfake_sdk.models.contract.DetectorModel`; ``trainer`` is
     what ``deepfake-sdk train FAMILY`` runs. ``folder`` holds its trained tensors, model cards,
-    calibration profiles (``weights/``) and its recorded numerics (``numerics.md``).
+    calibration profiles (``weights/``) and its recorded numerics (``numerics/<model>.md`` and
+    ``.json``, written by ``deepfake-sdk numerics``). A family whose entries have no single graph
+    declares ``composite`` (``models/composite.py``).
     """
 
     name: str
@@ -55,6 +57,10 @@ class Family:
     # ``"module:function"`` ``(teacher, student, data_dir, out_dir=None, **config) -> card`` for a
     # family whose models are students of another model (``deepfake-sdk distill``); None otherwise.
     distiller: str | None = None
+    # ``"module:object"`` following :class:`~deepfake_sdk.models.composite.Composite` for a family
+    # whose entries have no single graph (they run their parts' artifacts and combine the scores):
+    # load() serves them through it, exporters and bundlers refuse them. None: one graph per entry.
+    composite: str | None = None
 
     @property
     def weights_dir(self) -> Path:
@@ -90,11 +96,9 @@ class ModelSpec:
     # symmetric default: where weight error alone flips held-out faces and a zero point was
     # measured to fix it without growing the file (numerics/ of the family records the trial).
     int8_asymmetric_weights: tuple[str, ...] = ()
-    # Zoo names (FP32) whose scores this entry combines (a fused entry): it has no graph of its own,
-    # so its INT8 twin runs the members' INT8 artifacts for the target and combines their scores.
-    members: tuple[str, ...] = ()
     # The family builder's keyword arguments (timm's model kwargs), as ``(name, value)`` pairs so
-    # the spec stays hashable: ``(("readout", "blocks+patches"),)`` for GenD's multi-block head.
+    # the spec stays hashable: ``(("readout", "blocks+patches"),)`` for GenD's multi-block head, the
+    # FP32 parts a composite combines: ``(("parts", ("gendf-fp32", "lfm-fp32")),)``.
     arch: tuple[tuple[str, object], ...] = ()
 
     @property
@@ -109,15 +113,11 @@ class ModelSpec:
     @property
     def card_path(self) -> Path | None:
         """The model card beside the weights (``x.safetensors`` -> ``x.card.json``); an entry that
-        trains no tensors (a fused rule) still has one in its family's ``weights/``."""
+        trains no tensors (a composite's rule) still has one in its family's ``weights/``."""
         path = self.weights_path
         if path is None:
-            return get_family(self.family).weights_dir / f"{self.base_name}.card.json" if self.members else None
+            return get_family(self.family).weights_dir / f"{self.base_name}.card.json"
         return path.with_name(path.name.rsplit(".", 1)[0] + ".card.json")
-
-    def member_specs(self) -> list["ModelSpec"]:
-        """The members' specs at this entry's precision (``gendf-int8`` for ``fused-int8``)."""
-        return [get_spec(f"{get_spec(m).base_name}-{self.precision}") for m in self.members]
 
     def int8_recipe_overrides(self, target: str | None) -> dict:
         """What this model asks of ``config_for`` on ``target`` over the row's INT8 defaults."""
@@ -211,10 +211,25 @@ def recorded_drift(spec: ModelSpec) -> dict[str, str]:
     to drift: selection then follows speed alone and the build gate still checks every build."""
     drift = {target: str(row.get("status")) for target, row in recorded_numerics(spec).items()
              if str(row.get("status")).startswith("DRIFT")}
-    for member in spec.member_specs():  # a fused entry drifts wherever one of its members does
-        for target, verdict in recorded_drift(member).items():
-            drift.setdefault(target, f"{member.name} {verdict}")
+    for part in parts_of(spec):  # a composite entry drifts wherever one of its parts does
+        for target, verdict in recorded_drift(part).items():
+            drift.setdefault(target, f"{part.name} {verdict}")
     return drift
+
+
+def composite_of(spec: ModelSpec):
+    """The :class:`~deepfake_sdk.models.composite.Composite` serving ``spec``'s family, or None for
+    a family whose entries are one graph each."""
+    path = get_family(spec.family).composite
+    return load_callable(path) if path else None
+
+
+def parts_of(spec: ModelSpec) -> list[ModelSpec]:
+    """The entries a composite entry runs, at its precision (``gendf-int8`` for ``fused-int8``);
+    empty for a single-graph entry."""
+    if get_family(spec.family).composite is None:
+        return []
+    return [get_spec(f"{get_spec(name).base_name}-{spec.precision}") for name in dict(spec.arch).get("parts", ())]
 
 
 def student_spec(name: str) -> ModelSpec:

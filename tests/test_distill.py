@@ -13,7 +13,7 @@ import torch
 from deepfake_sdk.converters.base import deployable
 from deepfake_sdk.errors import ArtifactError, UnknownModelError
 from deepfake_sdk.imageio import load_image
-from deepfake_sdk.models.efficientnet_lite import imagenet_classifier
+from deepfake_sdk.models.backbones.efficientnet_lite import imagenet_classifier
 from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.models.flops import model_macs
 from deepfake_sdk.models.tensors import SCALE_SUFFIX, pack_int8, unpack_int8

@@ -10,10 +10,11 @@ import torch
 
 import deepfake_sdk.zoo as zoo
 from deepfake_sdk.build import ensure_artifact
-from deepfake_sdk.detector import MembersBackend, TorchBackend
+from deepfake_sdk.detector import TorchBackend
 from deepfake_sdk.errors import ArtifactError, UsageError
 from deepfake_sdk.models.factory import create_model
-from deepfake_sdk.models.fused.model import Fused, adapters_for, check_members, fusion_card
+from deepfake_sdk.models.fused.model import Fused
+from deepfake_sdk.models.fused.serving import FusedBackend, adapters_for, check_members, fusion_card, part_names
 from deepfake_sdk.models.fused.rules import RULES, combine, renormalise
 from deepfake_sdk.models.fused.train import best_rule, with_chosen
 from deepfake_sdk.preprocess import to_batch
@@ -83,18 +84,18 @@ def test_the_heatmap_is_the_deciding_members_map_on_the_finest_grid(random_fused
 
 
 def test_artifact_path_combines_member_outputs_like_the_reference(random_fused, crops):
-    """MembersBackend (what fused-int8 runs) fed the members as backends gives the reference's logits."""
+    """FusedBackend (what fused-int8 runs) fed the members as backends gives the reference's logits."""
     batch = to_batch(crops, SPEC.preprocessing)
-    backend = MembersBackend([TorchBackend(m) for m in random_fused.members], adapters_for(SPEC), random_fused.rule)
+    backend = FusedBackend([TorchBackend(m) for m in random_fused.members], adapters_for(SPEC), random_fused.rule)
     with torch.no_grad():
         expected = random_fused(torch.from_numpy(batch)).numpy()
     assert np.allclose(backend.run(batch), expected, atol=1e-4)
     with pytest.raises(ValueError, match="unknown fusion rule"):
-        MembersBackend(backend.runtimes, adapters_for(SPEC), "median")
+        FusedBackend(backend.parts, adapters_for(SPEC), "median")
 
 
 def test_a_fused_entry_has_no_artifact_of_its_own():
-    with pytest.raises(UsageError, match="no artifact of its own.*gendf-int8, lfm-int8"):
+    with pytest.raises(UsageError, match="no artifact of its own to build.*gendf-int8, lfm-int8"):
         ensure_artifact(get_spec("fused-int8"), "onnx")
 
 
@@ -158,6 +159,6 @@ def test_the_fused_reference_is_rebuilt_when_a_member_is_retrained(tmp_path):
 
     (tmp_path / "manifest.csv").write_text("path,label,source\n")
     key = reference_key(SPEC, tmp_path).split("-")
-    members = [sha256_file(get_spec(m).weights_path)[:12] for m in SPEC.members]
+    members = [sha256_file(get_spec(m).weights_path)[:12] for m in part_names(SPEC)]
     assert key[1:] == members, "one digest per member's tensors"
     assert reference_key(get_spec("lfm-fp32"), tmp_path).split("-")[1:] == members[1:]

@@ -76,7 +76,7 @@ def test_patch_masks_average_each_blend_mask_over_the_patches():
 
 @pytest.fixture(scope="module")
 def tiny_gendf():
-    from deepfake_sdk.models.vit import VisionTransformer
+    from deepfake_sdk.models.backbones.vit import VisionTransformer
 
     torch.manual_seed(0)
     model = GenDF(VisionTransformer(tiny_vit_config())).eval()

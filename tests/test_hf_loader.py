@@ -11,7 +11,8 @@ import torch.nn.functional as F
 transformers = pytest.importorskip("transformers")
 
 from deepfake_sdk.errors import ArtifactError  # noqa: E402
-from deepfake_sdk.models.hf import load_gend_checkpoint, load_hf_backbone  # noqa: E402
+from deepfake_sdk.models.backbones.hf import load_hf_backbone  # noqa: E402
+from deepfake_sdk.models.gend.checkpoint import load_gend_checkpoint  # noqa: E402
 
 PIXELS = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(1))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepfake_sdk.models.gend.model import BlockNormHead, GenD
-from deepfake_sdk.models.vit import VisionTransformer
+from deepfake_sdk.models.backbones.vit import VisionTransformer
 from deepfake_sdk.training import validation
 from deepfake_sdk.training.data import Sample
 from deepfake_sdk.training.features import block_summaries

@@ -71,7 +71,7 @@ def test_int8_artifact_is_smaller_for_a_real_width_model(tmp_path, crops):
     """Weights dominate at ViT widths: INT8 must be well under a third of FP32."""
     from conftest import tiny_vit_config
     from deepfake_sdk.models.gend.model import GenD
-    from deepfake_sdk.models.vit import VisionTransformer
+    from deepfake_sdk.models.backbones.vit import VisionTransformer
 
     torch.manual_seed(0)
     model = GenD(VisionTransformer(tiny_vit_config(hidden_size=256, num_heads=4, intermediate_size=1024,

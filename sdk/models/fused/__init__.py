@@ -26,6 +26,7 @@ FAMILY = register_family(Family(
     builder="deepfake_sdk.models.fused.model:build",
     trainer="deepfake_sdk.models.fused.train:run",
     folder=Path(__file__).resolve().parent,
+    composite="deepfake_sdk.models.fused.serving:COMPOSITE",  # no graph of its own: serves its parts'
     description="fused: GenDF + LFM scores combined by a rule chosen on held-out families",
 ))
 
@@ -38,7 +39,7 @@ FUSED = ModelSpec(
     threshold=card_threshold(FAMILY.weights_dir / "fused.card.json"),
     # GenDF's (CLIP statistics); LFM's ImageNet-normalised input is an exact per-channel affine of it
     preprocessing=Preprocessing(mean=CLIP_MEAN, std=CLIP_STD),
-    members=("gendf-fp32", "lfm-fp32"),
+    arch=(("parts", ("gendf-fp32", "lfm-fp32")),),
     description="GenDF + LFM, their logits combined by the held-out-chosen rule (PyTorch FP32 references); "
                 "not recommended: below GenDF alone on the validation set",
 )

@@ -3,25 +3,21 @@
 The input is normalised as the entry's spec says (GenDF's CLIP statistics); each member reads it
 through an exact per-channel affine to its own statistics. The output is ``(0, fused margin)``,
 so ``softmax`` gives ``sigmoid(fused margin)``: with the ``max`` rule, the larger of the
-members' P(fake). The entry has no graph of its own to export: ``fused-int8`` runs the members'
-artifacts (``deepfake_sdk.api``), and :meth:`Fused.export_hints` says so.
+members' P(fake). The entry has no graph of its own to export: the family is a composite
+(``serving.py``), so ``fused-int8`` runs the members' artifacts and exporters refuse it.
 """
 from __future__ import annotations
-
-import json
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import ArtifactError, UsageError
+from ...errors import UsageError
 from ...zoo import ModelSpec, get_spec
 from ..contract import DetectorModel
 from ..factory import create_model
-from ..tensors import recorded_sha256
-from .rules import combine, renormalise
-
-DEFAULT_RULE = "max"  # what an untrained (card-less) entry combines with: the rule the folds chose
+from .rules import combine
+from .serving import DEFAULT_RULE, adapters_for, fusion_rule
 
 
 class Fused(DetectorModel):
@@ -87,53 +83,8 @@ def _as_logits(margin: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.zeros_like(margin), margin], 1)
 
 
-def fusion_card(spec: ModelSpec) -> dict | None:
-    """The entry's card (rule, members' tensors it was measured with), or None before training."""
-    path = spec.card_path
-    if path is None or not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ArtifactError(f"model card {path.name} is unreadable: {err}") from err
-
-
-def check_members(spec: ModelSpec, card: dict) -> None:
-    """Refuse members whose shipped tensors differ from those the card's rule and threshold were
-    measured with (a member retrained since): the fused threshold would describe other models."""
-    recorded = {m["name"]: m.get("sha256") for m in card.get("members", [])}
-    for name in spec.members:
-        shipped = recorded_sha256(get_spec(name).card_path)
-        if recorded.get(name) != shipped:
-            raise ArtifactError(
-                f"{spec.name}'s card was measured with other {name} tensors (sha256 {str(recorded.get(name))[:12]}, "
-                f"shipped {str(shipped)[:12]}): retrain it with `deepfake-sdk train {spec.name} --data <data folder>`")
-
-
-def fusion_rule(spec: ModelSpec) -> str:
-    """The rule the entry's card chose, its members checked against the card first; the default
-    rule for an entry not trained yet (no card)."""
-    card = fusion_card(spec)
-    if card is None:
-        return DEFAULT_RULE
-    check_members(spec, card)
-    return card["fusion"]["rule"]
-
-
-def adapters_for(spec: ModelSpec) -> list[tuple[list[float], list[float]]]:
-    """Each member's input affine from the entry's preprocessing; members must crop alike."""
-    pp = spec.preprocessing
-    out = []
-    for name in spec.members:
-        mpp = get_spec(name).preprocessing
-        if (mpp.size, mpp.margin, mpp.template, mpp.jpeg_quality) != (pp.size, pp.margin, pp.template, pp.jpeg_quality):
-            raise UsageError(f"{spec.name}: member {name} crops faces differently ({mpp}) from the entry ({pp})")
-        out.append(renormalise(pp.mean, pp.std, mpp.mean, mpp.std))
-    return out
-
-
 def build(spec: ModelSpec, pretrained: bool = True) -> Fused:
-    """The family's builder: the members' references and the card's rule."""
+    """The family's builder: the parts' references (``arch``'s ``parts``) and the card's rule."""
     rule = fusion_rule(spec) if pretrained else DEFAULT_RULE
-    members = [create_model(get_spec(name), pretrained=pretrained) for name in spec.members]
+    members = [create_model(get_spec(name), pretrained=pretrained) for name in dict(spec.arch)["parts"]]
     return Fused(members, adapters_for(spec), rule).eval()

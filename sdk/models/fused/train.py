@@ -19,19 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ... import jsonio
-from ...artifact import atomic_path
 from ...metrics import roc_auc
 from ...preprocess import to_batch
 from ...training.baselines import LogisticProbe
-from ...training.records import provenance, threshold_entry, train_command
+from ...training.records import model_card, provenance, threshold_entry, train_command, write_card
 from ...training.runs import TrainLog, per_source, threshold_at_fpr
 from ...zoo import ModelSpec, get_spec
 from ..factory import create_model
 from ..gendf import train as gendf_train
 from ..lfm import train as lfm_train
 from ..tensors import recorded_sha256
-from .model import Fused, adapters_for
+from .model import Fused
+from .serving import adapters_for, part_names
 from .rules import RULES, combine, margins_from_probs as margin
 
 COMPARED = ("gendf", "lfm", *RULES, "learned")  # the card's AUC columns, besides the chosen rule
@@ -108,7 +107,7 @@ def mean_columns(rows: list[dict]) -> dict:
 
 def pool_scores(spec: ModelSpec, rule: str, crops: np.ndarray, batch: int = 32) -> np.ndarray:
     """The shipped members' fused P(fake) on ``crops`` (the held-out real pool)."""
-    model = Fused([create_model(get_spec(m)) for m in spec.members], adapters_for(spec), rule).eval()
+    model = Fused([create_model(get_spec(m)) for m in part_names(spec)], adapters_for(spec), rule).eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(crops), batch):
@@ -119,12 +118,12 @@ def pool_scores(spec: ModelSpec, rule: str, crops: np.ndarray, batch: int = 32) 
 def train_recipe(data_dir: Path, out_dir: Path, cfg: FusedConfig, model_name: str = "fused-fp32",
                  command: str = "") -> dict:
     spec = get_spec(model_name)
-    if spec.members != ("gendf-fp32", "lfm-fp32"):
-        raise ValueError(f"this recipe trains GenDF and LFM fold models; {spec.name} fuses {spec.members}")
+    if part_names(spec) != ("gendf-fp32", "lfm-fp32"):
+        raise ValueError(f"this recipe trains GenDF and LFM fold models; {spec.name} fuses {part_names(spec)}")
     started = time.time()
     lfm_cfg = lfm_train.LFMConfig(seed=cfg.seed)
-    g = gendf_train.Run.prepare(data_dir, get_spec(spec.members[0]), gendf_train.GenDFConfig(seed=cfg.seed))
-    lrun = lfm_train.Run.prepare(data_dir, get_spec(spec.members[1]), lfm_cfg)
+    g = gendf_train.Run.prepare(data_dir, get_spec(part_names(spec)[0]), gendf_train.GenDFConfig(seed=cfg.seed))
+    lrun = lfm_train.Run.prepare(data_dir, get_spec(part_names(spec)[1]), lfm_cfg)
     if [s.path for s in g.crops.samples] != [s.path for s in lrun.crops.samples]:
         raise ValueError("GenDF and LFM read different crops: they must share the crop cache to be fused")
     scored = []
@@ -142,7 +141,7 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: FusedConfig, model_name: st
         r["test_sources"] = per_source(g.crops.samples, s["index"], combine(np.stack([s["gendf"], s["lfm"]]), r["rule"]))
     pool = pool_scores(spec, shipped, g.crops.images[g.final.test])
     card = _card(spec, g, rows, shipped, threshold_at_fpr(pool), pool, cfg, time.time() - started, command)
-    write_card(Path(out_dir) / spec.card_path.name, card)
+    write_card(Path(out_dir), spec, card)
     return card
 
 
@@ -152,31 +151,25 @@ def _card(spec: ModelSpec, g, rows: list[dict], rule: str, threshold: float, poo
     family = means.get("family", {})
     beats = bool(family) and family["auc"] > max(family["auc_gendf"], family["auc_lfm"])
     members = [{"name": m, "version": get_spec(m).version, "sha256": recorded_sha256(get_spec(m).card_path)}
-               for m in spec.members]
-    return {
-        "model": spec.base_name,
-        "version": spec.version,
-        "architecture": f"{' + '.join(spec.members)} on the same crop; fused margin = {rule} of their logit margins",
-        "members": members,
-        "parameters": {"trained": 0, "note": "a parameter-free rule over the members' shipped tensors"},
-        "recipe": "held-out-rule",
-        "recipe_note": ("members' fold models trained as their own recipes do; the rule with the best mean AUC over "
-                        "the family folds is shipped; the threshold is chosen on the shipped members' fused scores"),
-        "fusion": {"rule": rule, "candidates": list(RULES),
-                   "chosen_on": "mean AUC over the family folds (unseen families)",
-                   "learned_combiner": "logistic on both margins, fitted on the other family folds: compared, not shipped",
-                   "beats_each_member_on_unseen_families": beats},
-        "data": {"folder": str(g.data_dir), "manifests": g.crops.manifest_sha256, "crops": len(g.crops.samples)},
-        "held_out": {"real_pool_sources": list(g.final.held_out_sources), "real_pool_faces": int(len(g.final.test)),
-                     "folds": rows, "mean": means},
-        "threshold": threshold_entry(threshold, pool),
-        **provenance(command, cfg.seed, cfg.to_dict(), TrainLog(seconds=0.0), seconds),
-    }
-
-
-def write_card(path: Path, card: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+               for m in part_names(spec)]
+    return model_card(
+        spec,
+        architecture=f"{' + '.join(part_names(spec))} on the same crop; fused margin = {rule} of their logit margins",
+        members=members,
+        parameters={"trained": 0, "note": "a parameter-free rule over the members' shipped tensors"},
+        fusion={"rule": rule, "candidates": list(RULES),
+                "chosen_on": "mean AUC over the family folds (unseen families)",
+                "learned_combiner": "logistic on both margins, fitted on the other family folds: compared, not shipped",
+                "beats_each_member_on_unseen_families": beats},
+        recipe="held-out-rule",
+        recipe_note=("members' fold models trained as their own recipes do; the rule with the best mean AUC over "
+                     "the family folds is shipped; the threshold is chosen on the shipped members' fused scores"),
+        data={"folder": str(g.data_dir), "manifests": g.crops.manifest_sha256, "crops": len(g.crops.samples)},
+        held_out={"real_pool_sources": list(g.final.held_out_sources), "real_pool_faces": int(len(g.final.test)),
+                  "folds": rows, "mean": means},
+        threshold=threshold_entry(threshold, pool),
+        provenance=provenance(command, cfg.seed, cfg.to_dict(), TrainLog(seconds=0.0), seconds),
+    )
 
 
 def run(args) -> dict:

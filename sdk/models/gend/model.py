@@ -4,7 +4,7 @@ Generalizes Across Benchmarks", WACV 2026).
 
 Only the LayerNorm affine parameters and the head train (~0.05% of a ViT), which keeps the
 foundation model's features and makes the trained part tiny enough to ship in the package.
-Any :class:`~deepfake_sdk.models.vit.VisionTransformer` is a backbone (DINOv2, CLIP, ...).
+Any :class:`~deepfake_sdk.models.backbones.vit.VisionTransformer` is a backbone (DINOv2, CLIP, ...).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ...zoo import ModelSpec
 from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
 from ..tensors import load_checked_tensors
-from ..vit import VisionTransformer, vit_export_hints
+from ..backbones.vit import VisionTransformer, vit_export_hints
 
 
 class LinearNormHead(nn.Module):

@@ -35,7 +35,7 @@ from ...training.cards import attach_comparison
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.data import CropSet
 from ...training.folds import Fold, make_folds
-from ...training.records import provenance, threshold_entry, write_trained
+from ...training.records import crops_per_family, model_card, provenance, threshold_entry, write_card
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.losses import alignment_loss, uniformity_loss
 from ...training.tokens import TokenCache
@@ -339,7 +339,7 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: st
     card["held_out"]["cached_vs_fp32_scores"] = agreement
     for other in compare:
         attach_comparison(card, other)
-    write_trained(Path(out_dir), spec, model.trained_state_dict(), card)
+    write_card(Path(out_dir), spec, card, model.trained_state_dict())
     return card
 
 
@@ -348,28 +348,24 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: TrainConfig, model_name: st
 def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], log: TrainLog, threshold: float,
           pool_scores: np.ndarray, seconds: float, command: str) -> dict:
     spec, cfg = exp.spec, exp.cfg
-    per_family: dict[str, dict[str, int]] = {}
-    for s in exp.crops.samples:
-        per_family.setdefault(s.family, {"crops": 0})["crops"] += 1
-    return {
-        "model": spec.base_name,
-        "version": spec.version,
-        "architecture": f"GenD on {spec.backbone}: LayerNorms tuned, L2-normalised CLS, Linear(D, 2)",
-        "backbone_weights": backbone_provenance(spec.backbone),
-        "recipe": "budget" if cfg.budget_blocks is not None else "full",
-        "recipe_note": (f"budget: LayerNorms of the last {cfg.budget_blocks} blocks + final LayerNorm + head; the "
-                        "frozen blocks' tokens cached once in FP32 (stored FP16), one self-blend per real drawn once"
-                        if cfg.budget_blocks is not None else "full: every LayerNorm + head, fresh self-blends per epoch"),
-        "data": {"folder": str(exp.data_dir), "manifests": exp.crops.manifest_sha256, "crops": len(exp.crops.samples),
-                 "skipped_no_face": len(exp.crops.skipped), "per_family": per_family,
-                 "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
-                 "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
-        "held_out": {"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
-                     "folds": results, "mean": summarize(results)},
-        "threshold": threshold_entry(threshold, pool_scores),
-        **provenance(command, cfg.seed, cfg.to_dict(), log, seconds,
-                     token_cache_seconds=exp.cache.seconds if exp.cache else None),
-    }
+    return model_card(
+        spec,
+        architecture=f"GenD on {spec.backbone}: LayerNorms tuned, L2-normalised CLS, Linear(D, 2)",
+        backbone_weights=backbone_provenance(spec.backbone),
+        recipe="budget" if cfg.budget_blocks is not None else "full",
+        recipe_note=(f"budget: LayerNorms of the last {cfg.budget_blocks} blocks + final LayerNorm + head; the "
+                     "frozen blocks' tokens cached once in FP32 (stored FP16), one self-blend per real drawn once"
+                     if cfg.budget_blocks is not None else "full: every LayerNorm + head, fresh self-blends per epoch"),
+        data={"folder": str(exp.data_dir), "manifests": exp.crops.manifest_sha256, "crops": len(exp.crops.samples),
+              "skipped_no_face": len(exp.crops.skipped), "per_family": crops_per_family(exp.crops.samples),
+              "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
+              "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
+        held_out={"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
+                  "folds": results, "mean": summarize(results)},
+        threshold=threshold_entry(threshold, pool_scores),
+        provenance=provenance(command, cfg.seed, cfg.to_dict(), log, seconds,
+                              token_cache_seconds=exp.cache.seconds if exp.cache else None),
+    )
 
 
 def run(args) -> dict:

@@ -40,7 +40,7 @@ from ...training.features import block_summaries
 from ...training.folds import make_folds
 from ...training.items import GENERATED_FAMILIES, MANIFESTS, balanced
 from ...training.linear import fit_logistic
-from ...training.records import provenance, threshold_entry, write_trained
+from ...training.records import crops_per_family, model_card, provenance, threshold_entry, write_card
 from ...training.runs import TrainLog, per_source, pixels, summarize, threshold_at_fpr
 from ...training.sbi import self_blend
 from ...zoo import ModelSpec, get_spec
@@ -242,7 +242,7 @@ def train_blocks(data_dir: Path, out_dir: Path, spec: ModelSpec, cfg: BlocksConf
                  "optimistic. Intervals: 95% bootstrap over groups (clip, grid, identity)."),
     }
     card["held_out"]["cached_vs_fp32_scores"] = agreement
-    write_trained(out_dir, spec, {k: v for k, v in model.trained_state_dict().items() if k.startswith("head.")}, card)
+    write_card(out_dir, spec, card, {k: v for k, v in model.trained_state_dict().items() if k.startswith("head.")})
     return card
 
 
@@ -259,35 +259,31 @@ def _card(spec: ModelSpec, cfg: BlocksConfig, universe: Universe, final, folds: 
           pool_scores: np.ndarray, data_dir: Path, command: str, log: TrainLog, seconds: float,
           crops_seconds: float, features_seconds: float) -> dict:
     samples = universe.crops.samples
-    per_family: dict[str, dict[str, int]] = {}
-    for s in samples:
-        per_family.setdefault(s.family, {"crops": 0})["crops"] += 1
-    return {
-        "model": spec.base_name,
-        "version": spec.version,
-        "architecture": (f"GenD on {spec.backbone}, frozen; readout {dict(spec.arch)['readout']}: every block's CLS "
-                         "row (and patch-token mean), each L2-normalised, concatenated, Linear(k*D, 2)"),
-        "backbone_weights": backbone_provenance(spec.backbone),
-        "recipe": "frozen multi-block",
-        "recipe_note": ("the backbone runs once per crop and self-blend (FP32, summaries cached); a weighted "
-                        "logistic regression (scikit-learn's objective, L-BFGS) on the concatenation"),
-        "data": {"folder": str(data_dir), "manifests": universe.crops.manifest_sha256, "crops": len(samples),
-                 "skipped_no_face": len(universe.crops.skipped), "per_family": per_family,
-                 "self_blends": f"1 per real crop of {', '.join(cfg.blend_manifests)} "
-                                f"({len(universe.origin) - len(samples)})",
-                 "jpeg_quality": spec.preprocessing.jpeg_quality, "generated_fake_weight": cfg.generated_weight,
-                 "per_source_cap": f"each (source, label) weighs at most {cfg.per_source_cap} crops",
-                 "trained_on": "every crop of the manifests above (the real pool included) and the self-blends"},
-        "held_out": {"role": "stress test: leave-one-family/source-out folds of the training data, small and "
-                             "confounded; the validation section is the measure",
-                     "real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
-                     "real_pool_held_out_of": "every fold (the shipped head trains on them; its threshold is cross-fitted)",
-                     "folds": folds, "mean": summarize(folds)},
-        "threshold": threshold_entry(threshold, pool_scores, on=f"{len(pool_scores)} real faces of the real pool, each "
-                                     f"scored by a head fitted without its source ({cfg.crossfit_parts}-way cross-fit)"),
-        **provenance(command, cfg.seed, cfg.to_dict(), log, seconds, crops_and_features_seconds=crops_seconds,
-                     validation_features_seconds=features_seconds - crops_seconds),
-    }
+    return model_card(
+        spec,
+        architecture=(f"GenD on {spec.backbone}, frozen; readout {dict(spec.arch)['readout']}: every block's CLS "
+                      "row (and patch-token mean), each L2-normalised, concatenated, Linear(k*D, 2)"),
+        backbone_weights=backbone_provenance(spec.backbone),
+        recipe="frozen multi-block",
+        recipe_note=("the backbone runs once per crop and self-blend (FP32, summaries cached); a weighted "
+                     "logistic regression (scikit-learn's objective, L-BFGS) on the concatenation"),
+        data={"folder": str(data_dir), "manifests": universe.crops.manifest_sha256, "crops": len(samples),
+              "skipped_no_face": len(universe.crops.skipped), "per_family": crops_per_family(samples),
+              "self_blends": f"1 per real crop of {', '.join(cfg.blend_manifests)} "
+                             f"({len(universe.origin) - len(samples)})",
+              "jpeg_quality": spec.preprocessing.jpeg_quality, "generated_fake_weight": cfg.generated_weight,
+              "per_source_cap": f"each (source, label) weighs at most {cfg.per_source_cap} crops",
+              "trained_on": "every crop of the manifests above (the real pool included) and the self-blends"},
+        held_out={"role": "stress test: leave-one-family/source-out folds of the training data, small and "
+                          "confounded; the validation section is the measure",
+                  "real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
+                  "real_pool_held_out_of": "every fold (the shipped head trains on them; its threshold is cross-fitted)",
+                  "folds": folds, "mean": summarize(folds)},
+        threshold=threshold_entry(threshold, pool_scores, on=f"{len(pool_scores)} real faces of the real pool, each "
+                                  f"scored by a head fitted without its source ({cfg.crossfit_parts}-way cross-fit)"),
+        provenance=provenance(command, cfg.seed, cfg.to_dict(), log, seconds, crops_and_features_seconds=crops_seconds,
+                              validation_features_seconds=features_seconds - crops_seconds),
+    )
 
 
 def run(args) -> dict:

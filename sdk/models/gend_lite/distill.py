@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ... import jsonio
 from ...artifact import atomic_path, sha256_file
 from ...device import device_info
 from ...metrics import roc_auc
@@ -44,6 +43,7 @@ from ...preprocess import to_batch
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
+from ...training.records import model_card, write_card
 from ...training.runs import THRESHOLD_FPR, autocast, resolve_device, threshold_at_fpr
 from ...zoo import ModelSpec, get_spec, student_spec
 from ..backbones import backbone_provenance
@@ -329,10 +329,10 @@ def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = N
         card["held_out"]["mean"] = _means(card["held_out"]["folds"])
         card["trained_on"]["total_seconds"] = round(time.time() - started, 1)
         print(f"[fold] {card['held_out']['folds'][-1]}", flush=True)
-        _write_card(out_dir, spec, card)
+        write_card(out_dir, spec, card)
     card["trained_on"]["total_seconds"] = round(time.time() - started, 1)
     card["trained_on"]["teacher_label_seconds"] = round(run.labels.seconds, 1)
-    _write_card(out_dir, spec, card)
+    write_card(out_dir, spec, card)
     return card
 
 
@@ -382,23 +382,22 @@ def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agre
           command: str) -> dict:
     spec, t_spec, cfg = run.student_spec, run.teacher_spec, run.cfg
     params = int(sum(p.numel() for p in model.parameters()))
-    return {
-        "model": spec.base_name,
-        "version": spec.version,
-        "architecture": f"GenD-Lite: {spec.backbone} (every weight trained), L2-normalised feature, Linear(D, 2)",
-        "backbone_weights": backbone_provenance(spec.backbone),
-        "teacher": {"model": t_spec.base_name, "threshold": t_spec.threshold,
-                    "weights_sha256": sha256_file(t_spec.weights_path) if t_spec.weights_path else None},
-        "recipe": "distill",
-        "recipe_note": (f"T={cfg.temperature} KL x{cfg.w_kl} + feature cosine (training-only projector) x{cfg.w_feature}"
-                        f" + label CE x{cfg.w_ce}; crops, degraded copies ({cfg.degrade:.0%}) and {cfg.sbi_per_real} "
-                        "self-blend per real, all labelled by the teacher once (cached); horizontal flips"),
-        "size": {"parameters": params, "macs_per_image": model_macs(model, spec.preprocessing.size),
-                 "input": spec.preprocessing.size},
-        "data": {"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
-                 "training_items": log["items"], "generated_fake_weight": cfg.generated_weight,
-                 "per_source_cap": cfg.per_source_cap},
-        "held_out": {
+    return model_card(
+        spec,
+        architecture=f"GenD-Lite: {spec.backbone} (every weight trained), L2-normalised feature, Linear(D, 2)",
+        backbone_weights=backbone_provenance(spec.backbone),
+        teacher={"model": t_spec.base_name, "threshold": t_spec.threshold,
+                 "weights_sha256": sha256_file(t_spec.weights_path) if t_spec.weights_path else None},
+        size={"parameters": params, "macs_per_image": model_macs(model, spec.preprocessing.size),
+              "input": spec.preprocessing.size},
+        recipe="distill",
+        recipe_note=(f"T={cfg.temperature} KL x{cfg.w_kl} + feature cosine (training-only projector) x{cfg.w_feature}"
+                     f" + label CE x{cfg.w_ce}; crops, degraded copies ({cfg.degrade:.0%}) and {cfg.sbi_per_real} "
+                     "self-blend per real, all labelled by the teacher once (cached); horizontal flips"),
+        data={"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
+              "training_items": log["items"], "generated_fake_weight": cfg.generated_weight,
+              "per_source_cap": cfg.per_source_cap},
+        held_out={
             "real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
             "agreement_with_teacher_on_real_pool": pool_agreement,
             "folds": [], "mean": {},
@@ -406,32 +405,21 @@ def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agre
                      "the shipped teacher, which trained on every family: auc_teacher_fold is the teacher trained "
                      "without that family (its own card), auc_teacher_final the shipped teacher on the same faces"),
         },
-        "threshold": {"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
-                      "on": f"{len(final.test)} held-out real faces (the real pool; not trained on)"},
-        "command": command,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "weights_storage": STORAGE_NOTE,
-        "trained_on": {"device": log["device"], "machine": f"{platform.system()} {platform.machine()}",
-                       "cpu": device_info().cpu_model, "final_train_seconds": log["seconds"]},
-        "final_loss": log["last"],
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-    }
+        threshold={"value": round(threshold, 6), "chosen_at_fpr": THRESHOLD_FPR,
+                   "on": f"{len(final.test)} held-out real faces (the real pool; not trained on)"},
+        provenance={
+            "command": command, "seed": cfg.seed, "config": cfg.to_dict(), "weights_storage": STORAGE_NOTE,
+            "trained_on": {"device": log["device"], "machine": f"{platform.system()} {platform.machine()}",
+                           "cpu": device_info().cpu_model, "final_train_seconds": log["seconds"]},
+            "final_loss": log["last"],
+            "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__},
+    )
 
 
 def _write(out_dir: Path, spec: ModelSpec, model: DetectorModel, card: dict) -> None:
-    weights = out_dir / spec.weights
-    tensors = pack_int8(shipped_state(model), model.export_hints().stem)
-    with atomic_path(weights) as tmp:
-        save_file(tensors, str(tmp))
-    card["trained_tensors"] = {"count": len(tensors), "sha256": sha256_file(weights)}
-    _write_card(out_dir, spec, card)
-
-
-def _write_card(out_dir: Path, spec: ModelSpec, card: dict) -> None:
-    with atomic_path(out_dir / spec.card_path.name) as tmp:
-        tmp.write_text(jsonio.dumps(card, indent=2) + "\n")
+    """The student's tensors (INT8-stored where :data:`STORAGE_NOTE` says) and its card."""
+    write_card(out_dir, spec, card, pack_int8(shipped_state(model), model.export_hints().stem))
 
 
 def run(args) -> dict:

@@ -15,10 +15,10 @@ from ...errors import ArtifactError
 from ...zoo import ModelSpec
 from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
-from ..efficientnet_lite import EfficientNetLite
+from ..backbones.efficientnet_lite import EfficientNetLite
 from ..tensors import load_checked_tensors
 from ..gend.model import LinearNormHead, patch_attribution
-from ..vit import VisionTransformer, vit_export_hints
+from ..backbones.vit import VisionTransformer, vit_export_hints
 
 
 EARLY_FLOAT_LAYERS = ("backbone.stem", "backbone.blocks.0", "backbone.blocks.1")

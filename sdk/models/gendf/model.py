@@ -30,7 +30,7 @@ from ..backbones import create_backbone
 from ..contract import DetectorModel, ExportHints
 from ..pooling import ranked_top_k
 from ..tensors import load_checked_tensors
-from ..vit import VisionTransformer, vit_export_hints
+from ..backbones.vit import VisionTransformer, vit_export_hints
 
 MINED_DIM = 32
 REDISTRIBUTED_DIM = 128

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ...metrics import roc_auc
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
-from ...training.records import output_dir, provenance, threshold_entry, train_command, write_trained
+from ...training.records import model_card, output_dir, provenance, threshold_entry, train_command, write_card
 from ...training.items import BLEND, Items, capped, items_for, load_crops, weighted_for
 from ...training.runs import TrainLog, log_step, per_source, summarize, threshold_at_fpr
 from ...training.tokens import TokenCache
@@ -259,7 +259,7 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: GenDFConfig, model_name: st
     model.head.load_state_dict(head.state_dict())
     pool = head_scores(head, run.cached, run.final.test)
     card = _card(run, results, log, threshold_at_fpr(pool), pool, model, time.time() - started, command)
-    write_trained(Path(out_dir), spec, model.trained_state_dict(), card)
+    write_card(Path(out_dir), spec, card, model.trained_state_dict())
     return card
 
 
@@ -267,31 +267,31 @@ def _card(run: Run, results: list[dict], log: TrainLog, threshold: float, pool: 
           seconds: float, command: str) -> dict:
     spec, cfg = run.spec, run.cfg
     head = model.head
-    return {
-        "model": spec.base_name,
-        "version": spec.version,
-        "architecture": (f"GenDF on {spec.backbone} (frozen): patch tokens -> {head.mine.out_features}-d neighbour "
-                         f"discontinuity map (mean, top-8 mean) + CLS redistributed to {head.redistribute.out_features}-d "
-                         "(centred) -> Linear; classification-invariant feature augmentation in training"),
-        "backbone_weights": backbone_provenance(spec.backbone),
-        "parameters": {"head_trainable": model.head_parameters(),
-                       "mine": sum(p.numel() for p in head.mine.parameters()),
-                       "redistribute": sum(p.numel() for p in head.redistribute.parameters()),
-                       "classifier": sum(p.numel() for p in head.classifier.parameters()),
-                       "backbone_frozen": sum(p.numel() for p in model.backbone.parameters()),
-                       "limit": 300_000},
-        "recipe": "frozen-tokens",
-        "recipe_note": (f"the backbone runs once per item (tokens cached FP16, {run.cached.cache.seconds:.0f} s); "
-                        f"head: {cfg.epochs} epochs final, {cfg.fold_epochs} per fold; at most {cfg.per_source_cap} "
-                        f"faces per source and label train, {cfg.test_cap} per source and label are scored per fold"),
-        "data": {"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
-                 "cached_items": len(run.cached), "self_blends": f"{cfg.sbi_per_real} per real crop",
-                 "jpeg_quality": spec.preprocessing.jpeg_quality, "generated_fake_weight": cfg.generated_weight},
-        "held_out": {"real_pool_sources": list(run.final.held_out_sources), "real_pool_faces": int(len(run.final.test)),
-                     "folds": results, "mean": summarize(results)},
-        "threshold": threshold_entry(threshold, pool),
-        **provenance(command, cfg.seed, cfg.to_dict(), log, seconds, token_cache_seconds=run.cached.cache.seconds),
-    }
+    return model_card(
+        spec,
+        architecture=(f"GenDF on {spec.backbone} (frozen): patch tokens -> {head.mine.out_features}-d neighbour "
+                      f"discontinuity map (mean, top-8 mean) + CLS redistributed to {head.redistribute.out_features}-d "
+                      "(centred) -> Linear; classification-invariant feature augmentation in training"),
+        backbone_weights=backbone_provenance(spec.backbone),
+        parameters={"head_trainable": model.head_parameters(),
+                    "mine": sum(p.numel() for p in head.mine.parameters()),
+                    "redistribute": sum(p.numel() for p in head.redistribute.parameters()),
+                    "classifier": sum(p.numel() for p in head.classifier.parameters()),
+                    "backbone_frozen": sum(p.numel() for p in model.backbone.parameters()),
+                    "limit": 300_000},
+        recipe="frozen-tokens",
+        recipe_note=(f"the backbone runs once per item (tokens cached FP16, {run.cached.cache.seconds:.0f} s); "
+                     f"head: {cfg.epochs} epochs final, {cfg.fold_epochs} per fold; at most {cfg.per_source_cap} "
+                     f"faces per source and label train, {cfg.test_cap} per source and label are scored per fold"),
+        data={"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
+              "cached_items": len(run.cached), "self_blends": f"{cfg.sbi_per_real} per real crop",
+              "jpeg_quality": spec.preprocessing.jpeg_quality, "generated_fake_weight": cfg.generated_weight},
+        held_out={"real_pool_sources": list(run.final.held_out_sources), "real_pool_faces": int(len(run.final.test)),
+                  "folds": results, "mean": summarize(results)},
+        threshold=threshold_entry(threshold, pool),
+        provenance=provenance(command, cfg.seed, cfg.to_dict(), log, seconds,
+                              token_cache_seconds=run.cached.cache.seconds),
+    )
 
 
 def run(args) -> dict:

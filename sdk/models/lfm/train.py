@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from ...metrics import roc_auc
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
-from ...training.records import output_dir, provenance, threshold_entry, train_command, write_trained
+from ...training.records import (crops_per_family, model_card, output_dir, provenance, threshold_entry, train_command,
+                                 write_card)
 from ...training.items import BLEND, Items, capped, items_for, load_crops, weighted_for
 from ...training.runs import (TrainLog, log_step, per_source, pixels, resolve_device, summarize,
                               threshold_at_fpr)
@@ -187,41 +188,37 @@ def train_recipe(data_dir: Path, out_dir: Path, cfg: LFMConfig, model_name: str 
                            cfg.epochs)
     pool = scores(model, run.crops.images[final.test], spec.preprocessing)
     card = _card(run, final, results, log, threshold_at_fpr(pool), pool, model, time.time() - started, command)
-    write_trained(Path(out_dir), spec, model.state_dict(), card)
+    write_card(Path(out_dir), spec, card, model.state_dict())
     return card
 
 
 def _card(run: Run, final: Fold, results: list[dict], log: TrainLog, threshold: float, pool: np.ndarray, model: LFM,
           seconds: float, command: str) -> dict:
     spec, cfg = run.spec, run.cfg
-    per_family: dict[str, dict[str, int]] = {}
-    for s in run.crops.samples:
-        per_family.setdefault(s.family, {"crops": 0})["crops"] += 1
-    return {
-        "model": spec.base_name,
-        "version": spec.version,
-        "architecture": (f"LFM: NPR residual -> salience CNN {model.backbone.out_channels} maps at 1/8 -> 1x1 to "
-                         f"{model.reduce.out_channels} -> Top-{cfg.k} pooling -> Linear; rank-based linear dropout "
-                         "0.1 -> 0.3 in training"),
-        "backbone_weights": {"source": "none: every weight trained from scratch"},
-        "parameters": {"total": int(sum(p.numel() for p in model.parameters())),
-                       "salience_net": int(sum(p.numel() for p in model.backbone.parameters())),
-                       "reduction": int(sum(p.numel() for p in model.reduce.parameters())),
-                       "head": int(sum(p.numel() for p in model.head.parameters()))},
-        "recipe": "scratch",
-        "recipe_note": (f"final: {cfg.epochs} epochs, at most {cfg.per_source_cap} crops per source and label; folds: "
-                        f"{cfg.fold_epochs} epochs, at most {cfg.fold_per_source_cap}; one self-blend per real and a "
-                        "degraded copy of half the items, drawn once; localization loss (weight "
-                        f"{cfg.localization_weight}) on the salience map: blend masks, zero on real faces"),
-        "data": {"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
-                 "skipped_no_face": len(run.crops.skipped), "per_family": per_family,
-                 "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
-                 "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
-        "held_out": {"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
-                     "folds": results, "mean": summarize(results)},
-        "threshold": threshold_entry(threshold, pool),
-        **provenance(command, cfg.seed, cfg.to_dict(), log, seconds),
-    }
+    return model_card(
+        spec,
+        architecture=(f"LFM: NPR residual -> salience CNN {model.backbone.out_channels} maps at 1/8 -> 1x1 to "
+                      f"{model.reduce.out_channels} -> Top-{cfg.k} pooling -> Linear; rank-based linear dropout "
+                      "0.1 -> 0.3 in training"),
+        backbone_weights={"source": "none: every weight trained from scratch"},
+        parameters={"total": int(sum(p.numel() for p in model.parameters())),
+                    "salience_net": int(sum(p.numel() for p in model.backbone.parameters())),
+                    "reduction": int(sum(p.numel() for p in model.reduce.parameters())),
+                    "head": int(sum(p.numel() for p in model.head.parameters()))},
+        recipe="scratch",
+        recipe_note=(f"final: {cfg.epochs} epochs, at most {cfg.per_source_cap} crops per source and label; folds: "
+                     f"{cfg.fold_epochs} epochs, at most {cfg.fold_per_source_cap}; one self-blend per real and a "
+                     "degraded copy of half the items, drawn once; localization loss (weight "
+                     f"{cfg.localization_weight}) on the salience map: blend masks, zero on real faces"),
+        data={"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
+              "skipped_no_face": len(run.crops.skipped), "per_family": crops_per_family(run.crops.samples),
+              "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
+              "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
+        held_out={"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
+                  "folds": results, "mean": summarize(results)},
+        threshold=threshold_entry(threshold, pool),
+        provenance=provenance(command, cfg.seed, cfg.to_dict(), log, seconds),
+    )
 
 
 def run(args) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Union
 
-from ..zoo import load_callable
+from ...zoo import load_callable
 
 OFFLINE_DINOV2 = "dinov2-vits14-offline"
 OFFLINE_CLIP = "clip-vitb16-offline"
@@ -34,10 +34,10 @@ def backbone_provenance(name: str) -> dict:
     return load_callable(_PROVENANCE[name])() if name in _PROVENANCE else {"source": name}
 
 
-register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.dinov2_offline:build", "deepfake_sdk.models.dinov2_offline:provenance")
-register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.clip_offline:build", "deepfake_sdk.models.clip_offline:provenance")
-register_backbone(EFFICIENTNET_LITE0, "deepfake_sdk.models.efficientnet_lite:build",
-                  "deepfake_sdk.models.efficientnet_lite:provenance")
+register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.backbones.dinov2_offline:build", "deepfake_sdk.models.backbones.dinov2_offline:provenance")
+register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.backbones.clip_offline:build", "deepfake_sdk.models.backbones.clip_offline:provenance")
+register_backbone(EFFICIENTNET_LITE0, "deepfake_sdk.models.backbones.efficientnet_lite:build",
+                  "deepfake_sdk.models.backbones.efficientnet_lite:provenance")
 
 
 def create_backbone(name: str, pretrained: bool = True):
@@ -46,4 +46,4 @@ def create_backbone(name: str, pretrained: bool = True):
     if name in _BUILDERS:
         builder = _BUILDERS[name]
         return (load_callable(builder) if isinstance(builder, str) else builder)(pretrained).eval()
-    return load_callable("deepfake_sdk.models.hf:load_hf_backbone")(name)
+    return load_callable("deepfake_sdk.models.backbones.hf:load_hf_backbone")(name)

