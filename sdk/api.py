@@ -16,7 +16,7 @@ from .zoo import ModelSpec, get_spec, recorded_drift
 
 
 def load(name: str, target: str | None = None, calibration=None, progress: bool = True,
-         strict: bool = False, gate: Gate | None = None) -> Detector:
+         strict: bool = False, gate: Gate | None = None, prefer: str = "throughput") -> Detector:
     """A ready detector for a zoo name (``gend-int8``, ``gend-fp32``) or an artifact folder.
 
     ``gend-fp32`` runs the PyTorch reference unless a ``target`` asks for an FP32 artifact.
@@ -26,6 +26,8 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     ``gate``); one that misses it is served with a :class:`ParityWarning` carrying the numbers,
     or refused with :class:`ParityGateError` when ``strict``. A cache hit reads the artifact
     recorded for the entry (``deepfake_sdk.cached``): no crops are made and no build code imported.
+    ``prefer="first-answer"`` (a one-shot call, as the CLI's ``predict`` of a few images) lets the
+    device choice trade a little steady speed for an earlier first answer (``device.select_target``).
     """
     if os.sep in name or Path(name).is_dir():
         artifact = Artifact.load(name)
@@ -35,7 +37,7 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     spec = get_spec(name)
     if spec.precision == "fp32" and target in (None, "pytorch"):
         return Detector(spec, TorchBackend(create_model(spec)), "pytorch")
-    selection = select_target(spec.precision, target, drifting=recorded_drift(spec))  # measured drift passed over
+    selection = select_target(spec.precision, target, drifting=recorded_drift(spec), prefer=prefer)  # drift passed over
     require_runtime(selection.target)  # before a long build that could not run anyway
     opened: list[Artifact] = []
 

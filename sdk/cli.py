@@ -30,6 +30,9 @@ from .video import VIDEO_SUFFIXES, is_video
 from .zoo import DEFAULT_MODEL, ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+# ``predict`` of at most this many files is a one-shot call: the runtime that answers first wins
+# when its steady speed is close (device.select_target); more files run on the fastest steady one.
+ONE_SHOT_INPUTS = 8
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,9 +223,10 @@ def _expand(paths: list[str]) -> list[str]:
 def cmd_predict(args) -> int:
     from . import load
 
-    det = load(args.model, target=args.target)
+    inputs = _expand(args.images)
+    det = load(args.model, target=args.target, prefer="first-answer" if len(inputs) <= ONE_SHOT_INPUTS else "throughput")
     rows = []
-    for image in _expand(args.images):
+    for image in inputs:
         try:
             if is_video(image):
                 rows.append(det.predict_video(image, fps=args.fps, max_frames=args.max_frames).to_dict())
@@ -511,11 +515,16 @@ def cmd_doctor(args) -> int:
     for name, target in TARGETS.items():
         cls = runtime_class(name)
         state = f"available ({cls.package} {cls.version()})" if cls.is_available() else f"missing: pip install 'deepfake-sdk[{target.extra}]'"
-        print(f"  {name:<11} {state}")
+        measured = order.startup.get(name)
+        cost = f"; first answer {measured.first_answer_s:.1f} s, then {measured.steady_ms:.0f} ms/image" if measured else ""
+        print(f"  {name:<11} {state}{cost}")
+    if order.startup:
+        print(f"  start-up evidence: {order.startup_evidence}")
     try:
         spec = get_spec(DEFAULT_MODEL)
-        sel = select_target("int8", drifting=recorded_drift(spec))
-        print(f"load('{DEFAULT_MODEL}') = {spec.name} would use: {sel.target} ({sel.reason})")
+        for prefer, who in (("throughput", f"load('{DEFAULT_MODEL}')"), ("first-answer", "a one-shot `predict`")):
+            sel = select_target("int8", drifting=recorded_drift(spec), prefer=prefer)
+            print(f"{who} = {spec.name} would use: {sel.target} ({sel.reason})")
     except DeepfakeSDKError as exc:
         print(f"load('{DEFAULT_MODEL}') cannot run here: {exc}")
     _print_cached_builds()

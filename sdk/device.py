@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
-from .errors import MissingDependencyError
+from .errors import MissingDependencyError, UsageError
 from .runtimes.base import runtime_class
 from .targets import TARGETS, get_target
 
@@ -103,12 +103,25 @@ def device_info() -> DeviceInfo:
 
 
 @dataclass(frozen=True)
+class Startup:
+    """What one runtime costs a user on a CPU class (``benchmarks/startup.py``, gend-int8 after a
+    cache hit, 2 cores): the first answer of a fresh process (import + ``load`` + first ``predict``,
+    face detection included) and the steady ``predict`` after it."""
+
+    first_answer_s: float
+    steady_ms: float
+
+
+@dataclass(frozen=True)
 class SpeedOrder:
-    """Targets fastest first (INT8 gend, batch 1) on one CPU class, and what says so."""
+    """Targets fastest first (INT8 gend, batch 1) on one CPU class, and what says so; ``startup``
+    where the class's start-up was measured (empty: not measured, the order alone decides)."""
 
     order: tuple[str, ...]
     measured: bool
     evidence: str
+    startup: Mapping[str, Startup] = field(default_factory=dict)
+    startup_evidence: str = ""
 
 
 # Latencies: median ms per face crop of the GenD INT8 builds named in each row (GenD-DINOv2 ViT-S/14
@@ -124,7 +137,13 @@ SPEED_ORDER: dict[str, SpeedOrder] = {
                               "measured on an AMD EPYC (AVX-512 VNNI, no AMX), the four default INT8 builds "
                               "timed interleaved in one loop, two runs, ms: tflite 19.9/18.0, executorch "
                               "21.5/24.3 (8 Linears float since 2026-12-01), openvino 31.5/35.9, onnx 37.3/39.4 "
-                              "(benchmarks/README.md, 2026-12-01)"),
+                              "(benchmarks/README.md, 2026-12-01)",
+                              {"tflite": Startup(1.72, 141), "executorch": Startup(1.80, 163),
+                               "onnx": Startup(1.84, 224), "openvino": Startup(2.15, 190)},
+                              "gend-int8 (multi-block GenD-CLIP) on an AMD EPYC (AVX-512 VNNI, 2 cores), fresh "
+                              "processes after a cache hit, runtimes interleaved, median of 3: first answer = import "
+                              "+ load + first predict; steady = one predict with face detection "
+                              "(benchmarks/results/startup, 2026-12-07)"),
     "avx2": SpeedOrder(("tflite", "executorch", "onnx", "openvino", "coreml"), True,
                        "measured on an AMD EPYC (AVX2, no VNNI), INT8 ms: tflite 65.9, executorch 66.0, "
                        "onnx 86.4, openvino 86.6 (benchmarks/results/targets.json, session 3; ONNX and "
@@ -150,6 +169,13 @@ def preference(info: DeviceInfo) -> list[str]:
     return [t for t in order if t in TARGETS] + [t for t in TARGETS if t not in order]
 
 
+# A one-shot caller (one CLI prediction) takes the runtime that answers first among those whose
+# steady per-image latency is within this factor of the throughput choice's: a few images never
+# repay a slower start, a scan of thousands would not notice it.
+ONE_SHOT_STEADY_SLACK = 1.5
+PREFER = ("throughput", "first-answer")
+
+
 @dataclass(frozen=True)
 class Selection:
     target: str
@@ -157,12 +183,17 @@ class Selection:
 
 
 def select_target(precision: str, requested: str | None = None, info: DeviceInfo | None = None,
-                  drifting: Mapping[str, str] | None = None) -> Selection:
+                  drifting: Mapping[str, str] | None = None, prefer: str = "throughput") -> Selection:
     """The target to use, and why (requested, or the first available in this device's order).
 
     ``drifting`` names targets whose recorded numerics for this model miss the release gate
     (``zoo.recorded_drift``): they are passed over for the next available one, and taken only
-    when every available target drifts (the reason then says so). A request by name is obeyed."""
+    when every available target drifts (the reason then says so). A request by name is obeyed.
+    ``prefer="first-answer"`` (a one-shot call) then takes, where this CPU class's start-up was
+    measured, the clean target that answers first among those within
+    :data:`ONE_SHOT_STEADY_SLACK` of the throughput choice's steady latency."""
+    if prefer not in PREFER:
+        raise UsageError(f"prefer must be one of {', '.join(PREFER)}, not {prefer!r}")
     if requested:
         return Selection(get_target(requested).name, "requested with target=")
     if os.environ.get(TARGET_ENV):
@@ -178,6 +209,13 @@ def select_target(precision: str, requested: str | None = None, info: DeviceInfo
         )
     basis = "measured" if speed_order(info).measured else "assumed"
     chosen = next((n for n in available if n not in drifting), available[0])
+    if prefer == "first-answer":
+        quicker = first_to_answer(chosen, [n for n in available if n not in drifting], speed_order(info).startup)
+        if quicker != chosen:
+            s = speed_order(info).startup
+            return Selection(quicker, f"one-shot call: answers first on CPU class {info.cpu_class} "
+                                      f"({s[quicker].first_answer_s:.1f} s vs {chosen} {s[chosen].first_answer_s:.1f} s, "
+                                      f"steady {s[quicker].steady_ms:.0f} vs {s[chosen].steady_ms:.0f} ms; measured)")
     skipped = [f"{n} ({'recorded ' + drifting[n] if n in available else 'runtime not installed'})"
                for n in order[: order.index(chosen)]]
     clean = " without recorded drift" if chosen not in drifting and any(n in drifting for n in available) else ""
@@ -187,3 +225,13 @@ def select_target(precision: str, requested: str | None = None, info: DeviceInfo
     if skipped:
         why += f"; skipped {', '.join(skipped)}"
     return Selection(chosen, why)
+
+
+def first_to_answer(chosen: str, clean: list[str], startup: Mapping[str, Startup]) -> str:
+    """Among ``clean`` targets, the measured one with the earliest first answer whose steady latency
+    stays within :data:`ONE_SHOT_STEADY_SLACK` of ``chosen``'s; ``chosen`` when nothing is measured."""
+    if chosen not in startup:
+        return chosen
+    limit = startup[chosen].steady_ms * ONE_SHOT_STEADY_SLACK
+    fits = [t for t in clean if t in startup and startup[t].steady_ms <= limit]
+    return min(fits, key=lambda t: startup[t].first_answer_s, default=chosen)

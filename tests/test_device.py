@@ -123,3 +123,29 @@ def test_reference_turns_tf32_off_and_restores_it():
         assert torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def test_a_one_shot_call_takes_the_runtime_that_answers_first_when_its_steady_speed_is_close(monkeypatch):
+    """Where a class's start-up is measured, prefer='first-answer' trades a little steady speed
+    (within ONE_SHOT_STEADY_SLACK) for an earlier first answer; drift still rules targets out and
+    a much slower steady runtime is never taken."""
+    from dataclasses import replace
+
+    from deepfake_sdk.runtimes.base import runtime_class
+
+    monkeypatch.delenv("DEEPFAKE_SDK_TARGET", raising=False)
+    info = DeviceInfo("Linux", "x86_64", "AuthenticAMD", 2, frozenset({"avx2"}))
+    for name in ("onnx", "openvino", "executorch", "tflite"):
+        monkeypatch.setattr(runtime_class(name), "is_available", classmethod(lambda cls: True))
+    order = device.SPEED_ORDER["avx2"]
+    startup = {"tflite": device.Startup(4.0, 60.0), "executorch": device.Startup(1.5, 80.0),
+               "onnx": device.Startup(1.0, 200.0), "openvino": device.Startup(3.0, 70.0)}
+    monkeypatch.setitem(device.SPEED_ORDER, "avx2", replace(order, startup=startup, startup_evidence="test"))
+    assert select_target("int8", info=info).target == "tflite", "throughput keeps the steady order"
+    one_shot = select_target("int8", info=info, prefer="first-answer")
+    assert one_shot.target == "executorch" and "one-shot" in one_shot.reason and "1.5 s" in one_shot.reason
+    assert select_target("int8", info=info, prefer="first-answer", drifting={"executorch": "DRIFT"}).target == "openvino"
+    monkeypatch.setitem(device.SPEED_ORDER, "avx2", replace(order, startup={}))
+    assert select_target("int8", info=info, prefer="first-answer").target == "tflite", "unmeasured: the order decides"
+    with pytest.raises(UsageError, match="prefer must be one of"):
+        select_target("int8", info=info, prefer="fastest")
