@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .build import ensure_artifact
-from .detector import TorchBackend, softmax_fake
-from .metrics import roc_auc
+from .detector import TorchBackend
+from .metrics import roc_auc, softmax_fake
 from .models.factory import create_model
 from .models.flops import model_macs
 from .preprocess import to_batch

@@ -17,6 +17,7 @@ from .errors import NonFiniteOutputError, UsageError
 from .explain import Heatmap
 from .faces import FacePipeline
 from .imageio import ImageInput, describe, load_image
+from .metrics import softmax_fake
 from .preprocess import prepare_crop, to_batch
 from .models.factory import create_model
 from .zoo import ModelSpec, get_spec
@@ -193,13 +194,6 @@ class Detector:
 
 def _label(score: float, threshold: float) -> str:
     return "fake" if score >= threshold else "real"
-
-
-def softmax_fake(logits: np.ndarray) -> np.ndarray:
-    """P(fake) from ``(N, 2)`` logits, computed stably."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e[:, 1] / e.sum(axis=1)).astype(np.float32)
 
 
 class TorchBackend:

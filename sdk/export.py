@@ -26,11 +26,11 @@ from . import __version__
 from .artifact import Artifact, atomic_path, sha256_file, write_manifest
 from .converters import converter_for
 from .converters.base import Converter, ExportRequest, deployable
-from .detector import softmax_fake
 from .device import device_info
 from .errors import MissingDependencyError, UsageError
 from .gates import Gate, compare
 from .models.composite import require_single_graph
+from .metrics import softmax_fake
 from .models.contract import DetectorModel
 from .paths import cache_dir
 from .preprocess import to_batch

@@ -83,3 +83,10 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(x))
     ranks[order] = np.repeat(first + (counts - 1) / 2.0, counts)
     return ranks
+
+
+def softmax_fake(logits: np.ndarray) -> np.ndarray:
+    """P(fake) from ``(N, 2)`` logits, computed stably."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e[:, 1] / e.sum(axis=1)).astype(np.float32)

@@ -22,11 +22,10 @@ import torch
 
 from . import jsonio
 from .artifact import Artifact, atomic_path, write_manifest
-from .detector import softmax_fake
 from .device import device_info
 from .errors import ArtifactError, DeepfakeSDKError, InvalidReferenceError, UsageError
 from .gates import Check, Gate, ParityMetrics, compare
-from .metrics import detection_metrics
+from .metrics import detection_metrics, softmax_fake
 from .models.factory import create_model
 from .preprocess import to_batch
 from .runtimes.base import require_runtime, runtime_for
