@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepfake_sdk.benchmark import interleaved_latency
-from deepfake_sdk.build import ensure_artifact
+from deepfake_sdk.verification.benchmark import interleaved_latency
+from deepfake_sdk.building.build import ensure_artifact
 from deepfake_sdk.device import device_info
 from deepfake_sdk.runtimes.base import runtime_class, runtime_for
 from deepfake_sdk.targets import TARGETS

@@ -20,7 +20,7 @@ import torch
 
 from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.models.fused.rules import margins_from_probs
-from deepfake_sdk.numerics import reference_for
+from deepfake_sdk.verification.numerics import reference_for
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.training import validation
 from deepfake_sdk.training.folds import real_pool

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from deepfake_sdk.build import ensure_artifact
+from deepfake_sdk.building.build import ensure_artifact
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.quantization.calibration import packaged
 from deepfake_sdk.zoo import get_spec

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepfake_sdk.benchmark import bar_chart
+from deepfake_sdk.verification.benchmark import bar_chart
 from deepfake_sdk.device import device_info
 from deepfake_sdk.scan import ScanConfig, scan
 

@@ -135,7 +135,7 @@ def scan_rows(model: str, data: Path, files: int, few: int, rounds: int) -> list
 
 
 def plot(record: dict, out: Path) -> None:
-    from deepfake_sdk.benchmark import bar_chart
+    from deepfake_sdk.verification.benchmark import bar_chart
 
     bars = [(f"{r['target']} ({r['variant']})", r["first_answer_s"]) for r in record["startup"]]
     bar_chart(f"first answer after a cache hit, s (import + load + first predict; {record['model']}, "

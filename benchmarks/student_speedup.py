@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 
-from deepfake_sdk.benchmark import interleaved_latency
-from deepfake_sdk.build import ensure_artifact
+from deepfake_sdk.verification.benchmark import interleaved_latency
+from deepfake_sdk.building.build import ensure_artifact
 from deepfake_sdk.device import device_info
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.quantization.calibration import packaged

@@ -12,9 +12,9 @@ import json
 import platform
 from pathlib import Path
 
-from deepfake_sdk.benchmark import benchmark, format_rows, plot, plot_auc_vs_latency, plot_int8_speedup
+from deepfake_sdk.verification.benchmark import benchmark, format_rows, plot, plot_auc_vs_latency, plot_int8_speedup
 from deepfake_sdk.device import device_info
-from deepfake_sdk.roofline import cpu_peak
+from deepfake_sdk.verification.roofline import cpu_peak
 from deepfake_sdk.targets import TARGETS
 from deepfake_sdk.training.data import build_crops
 from deepfake_sdk.zoo import get_spec, list_models

@@ -2,7 +2,7 @@
 
 A converter turns a full-precision :class:`~deepfake_sdk.models.contract.DetectorModel` into
 model file(s) inside a folder it is given, and returns the manifest fields only it knows (its
-model file, tool versions, quantization details). ``deepfake_sdk.export`` does the rest: the
+model file, tool versions, quantization details). ``deepfake_sdk.building.export`` does the rest: the
 atomic folder, the calibration set, checksums and the shared manifest fields. Converters know a
 model only through the contract: which part INT8 covers and what stays float come from its
 ``export_hints()``, never from module names written here.

@@ -64,14 +64,14 @@ def create_model(name: str, pretrained: bool = True):
 
 
 def verify(artifact, reference, **kwargs):
-    """Check an artifact against a stored float reference (``deepfake_sdk.parity.verify``)."""
+    """Check an artifact against a stored float reference (``deepfake_sdk.verification.parity.verify``)."""
     from .parity import verify as _verify
 
     return _verify(artifact, reference, **kwargs)
 
 
 def build_reference(model: str, data, out, **kwargs):
-    """Store the float reference of ``model`` on a data folder (``deepfake_sdk.parity``)."""
+    """Store the float reference of ``model`` on a data folder (``deepfake_sdk.verification.parity``)."""
     from .parity import build_reference as _build
 
     return _build(model, data, out, **kwargs)

@@ -5,13 +5,13 @@ import os
 from pathlib import Path
 
 from .artifact import BUNDLE_KIND, Artifact
-from .cached import lookup, served
-from .detector import Detector, TorchBackend
 from .device import select_target
-from .gates import Gate
+from .inference.cached import lookup, served
+from .inference.detector import Detector, TorchBackend
 from .models.composite import backend_for
 from .models.factory import create_model
 from .runtimes.base import require_runtime, runtime_class, runtime_for
+from .verification.gates import Gate
 from .zoo import ModelSpec, get_spec, recorded_drift
 
 
@@ -25,7 +25,7 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     An INT8 build is checked against the float reference on this machine (the build gate,
     ``gate``); one that misses it is served with a :class:`ParityWarning` carrying the numbers,
     or refused with :class:`ParityGateError` when ``strict``. A cache hit reads the artifact
-    recorded for the entry (``deepfake_sdk.cached``): no crops are made and no build code imported.
+    recorded for the entry (``deepfake_sdk.inference.cached``): no crops are made and no build code imported.
     ``prefer="first-answer"`` (a one-shot call, as the CLI's ``predict`` of a few images) lets the
     device choice trade a little steady speed for an earlier first answer (``device.select_target``).
     """
@@ -55,7 +55,7 @@ def _artifact(spec: ModelSpec, target: str, calibration, progress: bool, gate: G
     hit = lookup(spec, target, gate) if calibration is None else None
     if hit is not None:
         return hit
-    from .build import ensure_artifact  # only on a miss: the build imports the exporters
+    from .building.build import ensure_artifact  # only on a miss: the build imports the exporters
 
     return ensure_artifact(spec, target, calibration=calibration, progress=progress, gate=gate)
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 from . import jsonio
 from .artifact import Artifact, atomic_path
+from .bundles.platforms import PLATFORMS
 from .device import device_info, preference, select_target, speed_order
 from .errors import DeepfakeSDKError, InvalidImageError, UsageError
-from .gates import Gate
 from .imageio import IMAGE_SUFFIXES
-from .runtimes.base import runtime_class
 from .paths import cache_dir
 from .quantization.config import config_for
-from .bundles.platforms import PLATFORMS
+from .runtimes.base import runtime_class
 from .targets import TARGETS
 from .training.cards import attach_comparison, comparison_column
+from .verification.gates import Gate
 from .video import VIDEO_SUFFIXES, is_video
 from .zoo import DEFAULT_MODEL, ModelSpec, get_family, get_spec, list_families, list_models, load_callable, recorded_drift, student_spec
 
@@ -349,8 +349,8 @@ def cmd_export(args) -> int:
     if args.platform:
         return cmd_export_bundle(args)
     from . import create_model, export
-    from .build import VERIFY_SIZE
-    from .cached import gate_failure
+    from .building.build import VERIFY_SIZE
+    from .inference.cached import gate_failure
     from .quantization.calibration import build_sets
 
     spec = get_spec(args.model)
@@ -416,7 +416,7 @@ def cmd_distill(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
-    from .benchmark import benchmark, format_rows
+    from .verification.benchmark import benchmark, format_rows
     from .training.data import build_crops
 
     crops = build_crops(Path(args.data))
@@ -434,7 +434,7 @@ def cmd_benchmark(args) -> int:
 
 
 def cmd_reference_build(args) -> int:
-    from .parity import build_reference
+    from .verification.parity import build_reference
 
     spec = get_spec(args.model)
     model = f"{spec.base_name}-fp32"
@@ -446,8 +446,8 @@ def cmd_reference_build(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .parity import verify
-    from .reports import write_reports
+    from .verification.parity import verify
+    from .verification.reports import write_reports
 
     policy = Gate.from_file(args.policy) if args.policy else Gate.release()
     policy = policy.overridden(max_auc_drop=args.max_auc_drop, max_flip_rate=args.max_flip_rate,
@@ -478,7 +478,7 @@ def _signed(value) -> str:
 
 
 def cmd_numerics(args) -> int:
-    from .numerics import refresh
+    from .verification.numerics import refresh
 
     targets = list(TARGETS) if args.targets == "all" else args.targets.split(",")
     spec = _full_precision(args.model)
@@ -533,7 +533,7 @@ def cmd_doctor(args) -> int:
 
 def _print_cached_builds() -> None:
     """Every artifact in the cache and its build gate: a build that missed it is never silent."""
-    from .cached import gate_failure
+    from .inference.cached import gate_failure
 
     folders = sorted(p for p in (cache_dir() / "artifacts").glob("*") if (p / "manifest.json").is_file()) \
         if (cache_dir() / "artifacts").is_dir() else []
@@ -592,7 +592,7 @@ def _with_videos(card: dict, spec: ModelSpec, data: Path, fps: float, max_frames
 def _with_validation(card: dict, spec: ModelSpec, data: Path, path: Path) -> dict:
     """``card`` with its ``validation`` section measured now by the FP32 reference, written back to
     ``path`` (a recipe that chose among variants on validation writes its own, with the count)."""
-    from .numerics import reference_for
+    from .verification.numerics import reference_for
     from .training import validation
 
     if not validation.has_validation(data):

@@ -135,7 +135,7 @@ def holdout_data(maybe_shared_data, parity_data) -> Path:
 @pytest.fixture(scope="session")
 def reference(holdout_data, tmp_path_factory):
     from deepfake_sdk.cli import main
-    from deepfake_sdk.parity import Reference
+    from deepfake_sdk.verification.parity import Reference
 
     out = tmp_path_factory.mktemp("ref") / "gend"
     assert main(["reference", "build", "gend-int8", "--data", str(holdout_data), "--out", str(out)]) == 0

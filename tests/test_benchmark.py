@@ -4,9 +4,9 @@ from PIL import Image
 
 import pytest
 
-from deepfake_sdk.benchmark import BenchmarkRow, format_rows, plot, plot_auc_vs_latency, plot_int8_speedup, with_roofline
+from deepfake_sdk.verification.benchmark import BenchmarkRow, format_rows, plot, plot_auc_vs_latency, plot_int8_speedup, with_roofline
 from deepfake_sdk.device import DeviceInfo
-from deepfake_sdk.roofline import clock_ghz, cpu_peak, peak_fraction
+from deepfake_sdk.verification.roofline import clock_ghz, cpu_peak, peak_fraction
 from deepfake_sdk.zoo import card_heldout_auc, get_spec
 
 
@@ -25,7 +25,7 @@ def test_table_and_plot(tmp_path):
 def test_interleaved_latency_takes_ratios_within_rounds(monkeypatch):
     """A fake clock: run B costs twice run A, and the machine slows down 3x halfway through.
     Per-round ratios stay 2.0 while the medians of each row are dragged by the slowdown."""
-    import deepfake_sdk.benchmark as bm
+    import deepfake_sdk.verification.benchmark as bm
 
     clock = {"now": 0.0, "calls": 0}
     order = []

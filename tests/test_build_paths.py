@@ -19,7 +19,7 @@ from deepfake_sdk import device
 from deepfake_sdk.artifact import write_manifest
 from deepfake_sdk.errors import ParityGateError, ParityWarning
 from deepfake_sdk.jsonio import is_plain
-from deepfake_sdk.gates import Gate
+from deepfake_sdk.verification.gates import Gate
 from deepfake_sdk.quantization import config_for
 from deepfake_sdk.zoo import get_spec, list_models
 from deepfake_sdk.runtimes.base import runtime_class
@@ -67,7 +67,7 @@ def test_load_builds_gates_and_caches_on_every_target(target, samples, monkeypat
     assert manifest["calibration"]["size"] == 64
     assert det.predict(samples / "astronaut.jpg").label in ("real", "fake")
 
-    import deepfake_sdk.export as export_module
+    import deepfake_sdk.building.export as export_module
 
     monkeypatch.setattr(export_module, "export", lambda *a, **k: pytest.fail("a cached artifact was rebuilt"))
     with pytest.warns(ParityWarning):  # the warning comes with every load, not only the build
@@ -123,7 +123,7 @@ def test_doctor_shows_a_build_that_missed_its_gate(capsys):
 
 
 def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces():
-    from deepfake_sdk.build import VERIFY_SIZE
+    from deepfake_sdk.building.build import VERIFY_SIZE
     from deepfake_sdk.quantization.calibration import build_sets
 
     for name in list_models("*-int8"):
@@ -171,7 +171,7 @@ def test_export_without_calibration_or_gate_uses_the_recorded_profile(tmp_path):
 def test_artifact_cache_key_follows_the_exporter_code(monkeypatch):
     """A cached artifact written by other converter code is not served (a stale cache once gave a
     float "INT8" OpenVINO build after the converter was fixed)."""
-    export_module = importlib.import_module("deepfake_sdk.export")  # the package name `export` is the function
+    export_module = importlib.import_module("deepfake_sdk.building.export")  # the package name `export` is the function
     spec = get_spec("gend-lite-int8")
     recipe = config_for("int8", "onnx", spec.int8_activations)
     before = export_module.recipe_key(spec, "onnx", recipe, None)
@@ -182,7 +182,7 @@ def test_artifact_cache_key_follows_the_exporter_code(monkeypatch):
 
 def test_artifact_cache_key_follows_the_model_code(monkeypatch):
     """Same weights, other model code (a pad moved into its conv): another graph, so a rebuild."""
-    export_module = importlib.import_module("deepfake_sdk.export")
+    export_module = importlib.import_module("deepfake_sdk.building.export")
     spec = get_spec("gend-lite-int8")
     recipe = config_for("int8", "tflite", spec.int8_activations)
     before = export_module.recipe_key(spec, "tflite", recipe, None)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import deepfake_sdk
-import deepfake_sdk.build as build
-import deepfake_sdk.cached as cached
+import deepfake_sdk.building.build as build
+import deepfake_sdk.inference.cached as cached
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.zoo import get_spec
 
@@ -36,7 +36,7 @@ def _forbid(monkeypatch, module, names: list[str], calls: list[str]) -> None:
 
 
 def test_a_cache_hit_builds_no_crops_and_hashes_no_source(built, monkeypatch, samples):
-    import deepfake_sdk.export as export_module
+    import deepfake_sdk.building.export as export_module
     import deepfake_sdk.quantization.calibration as calibration
 
     calls: list[str] = []
@@ -91,7 +91,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     det = deepfake_sdk.load(register(), target={target!r}, progress=False)
 det.predict({str(samples / "astronaut.jpg")!r})
-heavy = ["deepfake_sdk.build", "deepfake_sdk.export", "deepfake_sdk.bundles.writer", "deepfake_sdk.video",
+heavy = ["deepfake_sdk.building.build", "deepfake_sdk.building.export", "deepfake_sdk.bundles.writer", "deepfake_sdk.video",
          "deepfake_sdk.quantization.calibration", "deepfake_sdk.converters.base", "executorch.exir"]
 print([m for m in heavy if m in sys.modules])
 """

@@ -8,7 +8,7 @@ from deepfake_sdk.device import DeviceInfo, preference, select_target
 import torch
 
 from deepfake_sdk.errors import MissingDependencyError, UsageError
-from deepfake_sdk.parity import reference_device, strict_fp32
+from deepfake_sdk.verification.parity import reference_device, strict_fp32
 
 
 def test_preference_orders():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_sdk.export import export
+from deepfake_sdk.building.export import export
 from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.runtimes.base import runtime_class, runtime_for

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import deepfake_sdk.zoo as zoo
-from deepfake_sdk.build import ensure_artifact
-from deepfake_sdk.detector import TorchBackend
+from deepfake_sdk.building.build import ensure_artifact
+from deepfake_sdk.inference.detector import TorchBackend
 from deepfake_sdk.errors import ArtifactError, UsageError
 from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.models.fused.model import Fused
@@ -155,7 +155,7 @@ def test_rules_are_compared_on_each_folds_held_out_margins():
 
 def test_the_fused_reference_is_rebuilt_when_a_member_is_retrained(tmp_path):
     from deepfake_sdk.artifact import sha256_file
-    from deepfake_sdk.numerics import reference_key
+    from deepfake_sdk.verification.numerics import reference_key
 
     (tmp_path / "manifest.csv").write_text("path,label,source\n")
     key = reference_key(SPEC, tmp_path).split("-")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tinymodel import register  # noqa: E402
 
 import deepfake_sdk  # noqa: E402
-from deepfake_sdk.detector import Prediction  # noqa: E402
+from deepfake_sdk.inference.detector import Prediction  # noqa: E402
 from deepfake_sdk.errors import DeepfakeSDKError  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_sdk.export import search_float_layers
-from deepfake_sdk.gates import Gate, compare
+from deepfake_sdk.building.export import search_float_layers
+from deepfake_sdk.verification.gates import Gate, compare
 from deepfake_sdk.quantization.sensitivity import sqnr_db
 
 REF = np.linspace(0.05, 0.95, 200)
@@ -170,7 +170,7 @@ def test_export_keeps_the_most_sensitive_layers_float_and_records_them(tiny_gend
     from dataclasses import replace
 
     from conftest import augmented_crops
-    from deepfake_sdk.export import export
+    from deepfake_sdk.building.export import export
     from deepfake_sdk.zoo import Preprocessing, get_spec
 
     spec = replace(get_spec("gend-int8"), preprocessing=Preprocessing(size=56))
@@ -228,7 +228,7 @@ def test_openvino_weight_compression_keeps_named_layers_float(tiny_gend, astrona
     from dataclasses import replace
 
     from conftest import augmented_crops
-    from deepfake_sdk.export import export
+    from deepfake_sdk.building.export import export
     from deepfake_sdk.quantization.config import Int8Config
     from deepfake_sdk.zoo import Preprocessing, get_spec
 
@@ -265,7 +265,7 @@ def test_openvino_asymmetric_weights_take_a_zero_point(tiny_gend, astronaut_crop
     from dataclasses import replace
 
     from conftest import augmented_crops
-    from deepfake_sdk.export import export
+    from deepfake_sdk.building.export import export
     from deepfake_sdk.quantization.config import Int8Config
     from deepfake_sdk.runtimes.base import runtime_for
     from deepfake_sdk.preprocess import to_batch
@@ -290,7 +290,7 @@ def _plain_and_mixed(model, target: str, activations: str, face, out):
     from dataclasses import replace
 
     from conftest import augmented_crops
-    from deepfake_sdk.export import export
+    from deepfake_sdk.building.export import export
     from deepfake_sdk.quantization.config import Int8Config
     from deepfake_sdk.zoo import Preprocessing, get_spec
 

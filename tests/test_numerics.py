@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from deepfake_sdk.numerics import _markdown, _merged
+from deepfake_sdk.verification.numerics import _markdown, _merged
 
 
 def _reference(manifest: str) -> SimpleNamespace:
@@ -37,7 +37,7 @@ def test_rows_measured_on_other_faces_are_dropped(tmp_path):
 
 
 def test_notes_and_trials_survive_a_refresh_on_the_same_faces_and_print_below_the_table(tmp_path):
-    from deepfake_sdk.numerics import _kept_notes
+    from deepfake_sdk.verification.numerics import _kept_notes
 
     path = _table(tmp_path)
     record = json.loads(path.read_text())
@@ -57,7 +57,7 @@ def test_notes_and_trials_survive_a_refresh_on_the_same_faces_and_print_below_th
 def test_flips_near_threshold_averages_the_count_over_nearby_thresholds():
     import numpy as np
 
-    from deepfake_sdk.gates import flips_near_threshold
+    from deepfake_sdk.verification.gates import flips_near_threshold
 
     reference = np.array([0.49, 0.51, 0.9, 0.1])
     assert flips_near_threshold(reference, reference, 0.5) == 0.0
@@ -73,8 +73,8 @@ def test_a_row_at_the_flip_limit_is_recorded_drift_and_one_with_a_face_to_spare_
 
     import numpy as np
 
-    from deepfake_sdk.gates import Gate
-    from deepfake_sdk.numerics import _flip_margin, _verdict
+    from deepfake_sdk.verification.gates import Gate
+    from deepfake_sdk.verification.numerics import _flip_margin, _verdict
 
     policy = Gate.release()  # at most 1% flips: 2 of 200 faces
     ref = SimpleNamespace(probs=np.linspace(0.0, 1.0, 200), meta={"threshold": 0.5})

@@ -6,7 +6,7 @@ import onnx
 import pytest
 import torch
 
-from deepfake_sdk.export import export
+from deepfake_sdk.building.export import export
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.runtimes.base import runtime_for
 from deepfake_sdk.zoo import Preprocessing, get_spec

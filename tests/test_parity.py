@@ -16,9 +16,9 @@ import pytest
 from deepfake_sdk.cli import main
 from deepfake_sdk.metrics import average_precision, detection_metrics, eer, roc_auc, tpr_at_fpr
 from deepfake_sdk.errors import UsageError
-from deepfake_sdk.gates import Gate, compare
+from deepfake_sdk.verification.gates import Gate, compare
 from deepfake_sdk.models.factory import create_model
-from deepfake_sdk.parity import Reference
+from deepfake_sdk.verification.parity import Reference
 from deepfake_sdk.zoo import get_spec
 
 
@@ -71,7 +71,7 @@ def small_reference(parity_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def onnx_int8():
-    from deepfake_sdk.build import ensure_artifact
+    from deepfake_sdk.building.build import ensure_artifact
     from deepfake_sdk.zoo import get_spec
 
     return ensure_artifact(get_spec("gend-int8"), "onnx", progress=False)  # the default build users get

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from deepfake_sdk import device
-from deepfake_sdk.build import ensure_artifact
-from deepfake_sdk.gates import Gate
-from deepfake_sdk.parity import verify
+from deepfake_sdk.building.build import ensure_artifact
+from deepfake_sdk.verification.gates import Gate
+from deepfake_sdk.verification.parity import verify
 from deepfake_sdk.runtimes.base import runtime_class
 from deepfake_sdk.targets import TARGETS
 from deepfake_sdk.zoo import get_spec, recorded_drift, recorded_numerics

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..artifact import BUNDLE_KIND, Artifact, atomic_path, write_manifest
-from ..build import ensure_artifact
-from ..cached import served
+from ..building.build import ensure_artifact
 from ..converters import converter_for
 from ..converters.base import INPUT_NAME, OUTPUT_NAMES
 from ..errors import ArtifactError, UsageError
 from ..faces.align import template_points
+from ..inference.cached import served
 from ..targets import get_target
 from ..zoo import ModelSpec, get_spec, list_models, recorded_numerics, resolve
 from .codegen import generate

@@ -52,7 +52,7 @@ class DetectorModel(nn.Module):
 
     def explain(self, pixels: torch.Tensor) -> torch.Tensor:
         """``(B, h, w)`` evidence of *fake* on a grid that tiles the crop exactly (cell ``(i, j)``
-        covers ``crop/h`` pixels from ``i*crop/h``), larger = more fake; see ``deepfake_sdk.explain``."""
+        covers ``crop/h`` pixels from ``i*crop/h``), larger = more fake; see ``deepfake_sdk.inference.explain``."""
         raise NotImplementedError(f"{type(self).__name__} draws no heatmap")
 
     def logits_and_features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, jsonio
-from .artifact import sha256_file
-from .build import ensure_artifact
+from .. import __version__, jsonio
+from ..artifact import sha256_file
+from ..building.build import ensure_artifact
+from ..paths import cache_dir
+from ..runtimes.base import runtime_class
+from ..targets import get_target
+from ..training import validation
+from ..training.data import HOLDOUT_MANIFEST, holdout_folder
+from ..zoo import ModelSpec, composite_of, get_spec, parts_of, with_precision
 from .gates import Gate, compare, flips_near_threshold
 from .parity import Reference, VerifyResult, build_reference, verify
-from .paths import cache_dir
 from .reports import fmt as _f
-from .runtimes.base import runtime_class
-from .targets import get_target
-from .training import validation
-from .training.data import HOLDOUT_MANIFEST, holdout_folder
-from .zoo import ModelSpec, composite_of, get_spec, parts_of, with_precision
 
 PREDICTS_ELSEWHERE = "exported and validated; prediction needs macOS/iOS"
 

@@ -5,7 +5,7 @@ through; we check the task. ``build_reference`` runs the float PyTorch model onc
 there is one) over labelled face images and stores, per sample, the image hash, face box and
 landmarks, fake probability, logits and L2 feature, plus the set's detection metrics. A CPU-only
 CI runner then ``verify``-s each artifact with its own runtime on the same crops, against a
-:class:`~deepfake_sdk.gates.Gate`: exit 0 pass, 1 drift, 2 error (see ``deepfake-sdk verify``).
+:class:`~deepfake_sdk.verification.gates.Gate`: exit 0 pass, 1 drift, 2 error (see ``deepfake-sdk verify``).
 """
 from __future__ import annotations
 
@@ -20,17 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import jsonio
-from .artifact import Artifact, atomic_path, write_manifest
-from .device import device_info
-from .errors import ArtifactError, DeepfakeSDKError, InvalidReferenceError, UsageError
+from .. import jsonio
+from ..artifact import Artifact, atomic_path, write_manifest
+from ..device import device_info
+from ..errors import ArtifactError, DeepfakeSDKError, InvalidReferenceError, UsageError
+from ..metrics import detection_metrics, softmax_fake
+from ..models.factory import create_model
+from ..preprocess import to_batch
+from ..runtimes.base import require_runtime, runtime_for
+from ..training.data import build_crops
+from ..zoo import get_spec
 from .gates import Check, Gate, ParityMetrics, compare
-from .metrics import detection_metrics, softmax_fake
-from .models.factory import create_model
-from .preprocess import to_batch
-from .runtimes.base import require_runtime, runtime_for
-from .training.data import build_crops
-from .zoo import get_spec
 
 REFERENCE_KIND = "deepfake-sdk parity reference"
 SAMPLES_FILE, FEATURES_FILE, META_FILE = "samples.csv", "features.npy", "reference.json"

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import jsonio
+from .. import jsonio
 from .gates import Check
 from .parity import Reference, VerifyResult
 

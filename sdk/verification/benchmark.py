@@ -17,16 +17,16 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .build import ensure_artifact
-from .detector import TorchBackend
-from .metrics import roc_auc, softmax_fake
-from .models.factory import create_model
-from .models.flops import model_macs
-from .preprocess import to_batch
+from ..building.build import ensure_artifact
+from ..inference.detector import TorchBackend
+from ..metrics import roc_auc, softmax_fake
+from ..models.factory import create_model
+from ..models.flops import model_macs
+from ..preprocess import to_batch
+from ..runtimes.base import runtime_class, runtime_for
+from ..targets import get_target
+from ..zoo import card_heldout_auc, get_spec, with_precision
 from .roofline import Peak, cpu_peak, peak_fraction
-from .runtimes.base import runtime_class, runtime_for
-from .targets import get_target
-from .zoo import card_heldout_auc, get_spec, with_precision
 
 Run = Callable[[np.ndarray], object]
 

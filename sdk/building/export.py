@@ -1,7 +1,7 @@
 """``export``: one verb from a PyTorch reference to a verified-on-load artifact folder.
 
 An INT8 export given gate faces (``verify_on``) is checked against the float reference on
-them with the :class:`~deepfake_sdk.gates.Gate`; when it misses, the most sensitive layers (the
+them with the :class:`~deepfake_sdk.verification.gates.Gate`; when it misses, the most sensitive layers (the
 converter's ``layer_sensitivity`` ranking) are kept float, 2, 4, 8, ... of them, until it passes
 or the step budget runs out. The manifest records every step and what stayed float.
 """
@@ -22,24 +22,24 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import __version__
-from .artifact import Artifact, atomic_path, sha256_file, write_manifest
-from .converters import converter_for
-from .converters.base import Converter, ExportRequest, deployable
-from .device import device_info
-from .errors import MissingDependencyError, UsageError
-from .gates import Gate, compare
-from .models.composite import require_single_graph
-from .metrics import softmax_fake
-from .models.contract import DetectorModel
-from .paths import cache_dir
-from .preprocess import to_batch
-from .quantization import config_for
-from .quantization.calibration import CalibrationSet, calibration_set
-from .quantization.smooth import smooth
-from .runtimes.base import runtime_class, runtime_for
-from .targets import Target, get_target
-from .zoo import ModelSpec, get_spec
+from .. import __version__
+from ..artifact import Artifact, atomic_path, sha256_file, write_manifest
+from ..converters import converter_for
+from ..converters.base import Converter, ExportRequest, deployable
+from ..device import device_info
+from ..errors import MissingDependencyError, UsageError
+from ..metrics import softmax_fake
+from ..models.composite import require_single_graph
+from ..models.contract import DetectorModel
+from ..paths import cache_dir
+from ..preprocess import to_batch
+from ..quantization import config_for
+from ..quantization.calibration import CalibrationSet, calibration_set
+from ..quantization.smooth import smooth
+from ..runtimes.base import runtime_class, runtime_for
+from ..targets import Target, get_target
+from ..verification.gates import Gate, compare
+from ..zoo import ModelSpec, get_spec
 
 
 def export(

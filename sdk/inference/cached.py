@@ -20,11 +20,11 @@ import json
 import warnings
 from pathlib import Path
 
-from . import __version__
-from .artifact import Artifact, atomic_path, sha256_file
-from .errors import ArtifactError, ParityGateError, ParityWarning
-from .paths import cache_dir
-from .zoo import ModelSpec
+from .. import __version__
+from ..artifact import Artifact, atomic_path, sha256_file
+from ..errors import ArtifactError, ParityGateError, ParityWarning
+from ..paths import cache_dir
+from ..zoo import ModelSpec
 
 _CODE = ("deepfake_sdk.models", "deepfake_sdk.converters", "deepfake_sdk.quantization")
 

@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .device import DeviceInfo, device_info
+from ..device import DeviceInfo, device_info
 
 # cpu class -> (FP32 FLOP per cycle per core, INT8 ops per cycle per core, instructions assumed)
 OPS_PER_CYCLE: dict[str, tuple[int, int, str]] = {

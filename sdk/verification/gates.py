@@ -17,8 +17,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .errors import UsageError
-from .metrics import detection_metrics, spearman
+from ..errors import UsageError
+from ..metrics import detection_metrics, spearman
 
 
 @dataclass(frozen=True)

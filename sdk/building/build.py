@@ -3,9 +3,9 @@
 ``ensure_artifact`` is what ``load()`` calls for a quantized name: it resolves the calibration
 and gate faces (disjoint by source), builds the artifact once into the cache (atomic, locked
 across processes), and returns it. A build that misses its gate is still cached, with the
-numbers in its manifest; :func:`~deepfake_sdk.cached.served` decides what a caller gets: a
+numbers in its manifest; :func:`~deepfake_sdk.inference.cached.served` decides what a caller gets: a
 :class:`ParityWarning` carrying them, or :class:`ParityGateError` under ``strict``. Each artifact
-found or built here is recorded in the cheap index ``load()`` reads first (``cached.py``).
+found or built here is recorded in the cheap index ``load()`` reads first (``inference/cached.py``).
 """
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .artifact import Artifact, build_lock
-from .cached import remember
+from ..artifact import Artifact, build_lock
+from ..inference.cached import remember
+from ..models.composite import require_single_graph
+from ..models.factory import create_model
+from ..quantization import config_for
+from ..quantization.calibration import BuildSets, build_sets
+from ..verification.gates import Gate
+from ..zoo import ModelSpec, get_spec
 from .export import default_artifact_dir, export
-from .gates import Gate
-from .models.composite import require_single_graph
-from .models.factory import create_model
-from .quantization import config_for
-from .quantization.calibration import BuildSets, build_sets
-from .zoo import ModelSpec, get_spec
 
 VERIFY_SIZE = 128  # crops an INT8 build must match the reference on (mixed precision if not)
 MIXED_PRECISION_STEPS = 3  # re-exports with 2, 4, 8 of the most sensitive layers kept float

@@ -13,17 +13,17 @@ import numpy as np
 import torch  # MTCNN (faces) needs it too
 from PIL import Image
 
-from .errors import NonFiniteOutputError, UsageError
+from ..errors import NonFiniteOutputError, UsageError
+from ..faces import FacePipeline
+from ..imageio import ImageInput, describe, load_image
+from ..metrics import softmax_fake
+from ..models.factory import create_model
+from ..preprocess import prepare_crop, to_batch
+from ..zoo import ModelSpec, get_spec
 from .explain import Heatmap
-from .faces import FacePipeline
-from .imageio import ImageInput, describe, load_image
-from .metrics import softmax_fake
-from .preprocess import prepare_crop, to_batch
-from .models.factory import create_model
-from .zoo import ModelSpec, get_spec
 
 if TYPE_CHECKING:  # video decoding (PyAV) is imported by predict_video only
-    from .video import VideoPrediction
+    from ..video import VideoPrediction
 
 
 class Backend(Protocol):
@@ -106,7 +106,7 @@ class Detector:
 
     def predict(self, image: ImageInput, all_faces: bool = False, explain: bool = False) -> Prediction:
         """Score one image: a path, bytes, PIL image or RGB array (H x W x 3, uint8). With
-        ``explain``, each face also carries a :class:`~deepfake_sdk.explain.Heatmap` on its crop."""
+        ``explain``, each face also carries a :class:`~deepfake_sdk.inference.explain.Heatmap` on its crop."""
         start = time.perf_counter()
         pil = load_image(image)
         faces = self.faces.faces(pil, all_faces=all_faces)
@@ -135,7 +135,7 @@ class Detector:
         """Score a video: ``fps`` frames a second (at most ``max_frames``, spread over the clip),
         every face found and tracked across them, each track scored by its robust top-k mean, the
         video by its most fake track (:mod:`deepfake_sdk.video`); a timeline of every face."""
-        from .video import FaceTracker, FrameResult, TrackedFace, VideoPrediction, sample_frames, summarise_tracks
+        from ..video import FaceTracker, FrameResult, TrackedFace, VideoPrediction, sample_frames, summarise_tracks
 
         start = time.perf_counter()
         frames, info = sample_frames(path, fps=fps, max_frames=max_frames)
