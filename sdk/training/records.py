@@ -69,6 +69,16 @@ def crops_per_family(samples) -> dict[str, dict[str, int]]:
     return out
 
 
+def crops_summary(data_dir: Path, crops, spec: ModelSpec, cfg) -> dict:
+    """The card's ``data`` section of a recipe trained on ``crops`` with one self-blend setting,
+    a generated-fake weight and a per-source cap (``cfg``'s ``sbi_per_real``, ``generated_weight``,
+    ``per_source_cap``)."""
+    return {"folder": str(data_dir), "manifests": crops.manifest_sha256, "crops": len(crops.samples),
+            "skipped_no_face": len(crops.skipped), "per_family": crops_per_family(crops.samples),
+            "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
+            "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap}
+
+
 def write_card(out_dir: Path, spec: ModelSpec, card: dict, tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """The tensors (safetensors, when the entry trains any) and then their card, which records
     their count and SHA-256 (what loading checks), each written whole or not at all."""

