@@ -11,7 +11,13 @@ WEB := samples/web
 # npm keeps the tarballs' old mtimes, so the install is marked by a stamp of its own.
 WEB_STAMP := $(WEB)/node_modules/.npm-ci-done
 
-.PHONY: setup web demo test test-all clean
+# The Kotlin compiler for the generated Android preprocessing (tests/test_kotlin.py): npm's
+# kotlin-compiler, pinned, on the JDK 17 Debian ships.
+KOTLIN := .tools/kotlin
+KOTLIN_VERSION := 2.4.20
+KOTLIN_STAMP := $(KOTLIN)/.installed-$(KOTLIN_VERSION)
+
+.PHONY: setup web kotlin demo test test-all clean
 
 setup: $(STAMP)
 
@@ -40,6 +46,17 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	(cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error) && touch $@ || \
 		echo "warning: npm ci failed in $(WEB); the browser tests will skip"
 
+# Best effort, as for the browser: where npm or a JDK is missing, the Kotlin test skips and says so.
+kotlin: $(KOTLIN_STAMP)
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null; } || \
+		echo "warning: no JDK (apt-get install openjdk-17-jdk-headless, as root); the Kotlin test will skip"
+
+$(KOTLIN_STAMP):
+	mkdir -p $(KOTLIN)
+	npm install --prefix $(KOTLIN) --no-audit --no-fund --loglevel=error kotlin-compiler@$(KOTLIN_VERSION) && touch $@ || \
+		echo "warning: npm could not install kotlin-compiler; the Kotlin test will skip"
+
 # Scores the samples (real photos, self-blended fakes, a cat) against their known labels, then
 # prints the model card's held-out numbers: what the detector does on faces it never saw.
 demo: setup
@@ -47,11 +64,11 @@ demo: setup
 	@echo
 	$(VENV)/bin/deepfake-sdk card gend-int8
 
-test: setup web
+test: setup web kotlin
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: setup web
+test-all: setup web kotlin
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(WEB)/node_modules
+	rm -rf $(VENV) build *.egg-info $(WEB)/node_modules .tools
