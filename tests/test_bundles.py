@@ -210,3 +210,20 @@ def test_the_web_model_computes_in_float_what_the_browser_computes(bundles, samp
     assert det.runtime == "onnxruntime" and det.spec.name == served.spec.name
     ours, theirs = det.predict(samples / "astronaut.jpg"), served.predict(samples / "astronaut.jpg")
     assert ours.label in ("real", "fake") and abs(ours.score - theirs.score) < 0.05
+
+
+@pytest.mark.parametrize("name", ["gend-int8", "gend-lite-int8"])
+def test_the_android_readme_uses_only_what_the_generated_kotlin_declares(name):
+    """The bundle's README shows the lines an app needs (about 20); every DeepfakePreprocessing
+    member it calls or reads is declared by the generated object, with the arity it is called with."""
+    files = generate("kotlin", model_metadata(name, get_spec(name)))
+    readme, kt = files["README.md"], files["DeepfakePreprocessing.kt"]
+    code = readme.split("```kotlin\n")[1].split("```")[0]
+    assert 12 <= len(code.strip().splitlines()) <= 22
+    used = set(re.findall(r"DeepfakePreprocessing\.(\w+)", code))
+    declared = set(re.findall(r"(?:const val|val|fun) (\w+)", kt))
+    assert used and used <= declared, f"the README uses {sorted(used - declared)}, which the Kotlin does not declare"
+    for fn in re.findall(r"DeepfakePreprocessing\.(\w+)\(", code):
+        params = re.search(rf"fun {fn}\(([^)]*)\)", kt).group(1)
+        assert params.count(":") == 1, f"{fn} takes {params!r}; the README calls it with one argument"
+    assert "model.tflite" in readme and get_spec(name).preprocessing.size > 0

@@ -90,7 +90,43 @@ object DeepfakePreprocessing {{
     fun isFake(pFake: Float): Boolean = pFake >= THRESHOLD
 }}
 """
-    return {"DeepfakePreprocessing.kt": text}
+    return {"DeepfakePreprocessing.kt": text, "README.md": android_readme(meta)}
+
+
+def android_readme(meta: dict) -> str:
+    """The bundle's README: the lines an app needs around the generated object (LiteRT shown; the
+    ExecuTorch ``.pte`` takes the same input). ``tests/test_bundles.py`` checks every
+    ``DeepfakePreprocessing`` member it uses is one the generated Kotlin declares."""
+    m = meta["model"]
+    return f"""# {m["name"]} for Android ({m["registered"]} {m["version"]})
+
+`model.tflite` (LiteRT) and `model.pte` (ExecuTorch, XNNPACK): one input `{meta["input"]["name"]}`,
+float32 NCHW `{meta["input"]["shape"]}`; outputs logits (real, fake) and the feature.
+`DeepfakePreprocessing.kt` is generated from `manifest.json` (do not edit it: re-export the bundle);
+`manifest.json` also records each model file's checksum and its release-gate verdict.
+Landmarks: the 5 points (eyes, nose, mouth corners) in image pixels, e.g. from ML Kit.
+
+```kotlin
+val size = DeepfakePreprocessing.INPUT_SIZE
+val m = DeepfakePreprocessing.alignmentMatrix(landmarks)  // Array(5) {{ floatArrayOf(x, y) }}
+val warp = Matrix().apply {{ setValues(floatArrayOf(m[0], m[1], m[2], m[3], m[4], m[5], 0f, 0f, 1f)) }}
+var crop = Bitmap.createBitmap(size, size, Bitmap.Config.ARGB_8888)
+Canvas(crop).drawBitmap(bitmap, warp, Paint(Paint.FILTER_BITMAP_FLAG))  // bilinear, as the SDK
+if (DeepfakePreprocessing.JPEG_QUALITY > 0) {{  // the SDK scores a JPEG round trip of the crop
+    val jpeg = ByteArrayOutputStream().also {{ crop.compress(Bitmap.CompressFormat.JPEG, DeepfakePreprocessing.JPEG_QUALITY, it) }}
+    crop = BitmapFactory.decodeByteArray(jpeg.toByteArray(), 0, jpeg.size())
+}}
+val pixels = IntArray(size * size).also {{ crop.getPixels(it, 0, size, 0, 0, size, size) }}
+val input = ByteBuffer.allocateDirect(4 * 3 * size * size).order(ByteOrder.nativeOrder())
+input.asFloatBuffer().put(DeepfakePreprocessing.normalize(pixels))
+val interpreter = Interpreter(FileUtil.loadMappedFile(context, "model.tflite"))
+val logits = Array(1) {{ FloatArray(2) }}
+val feature = Array(1) {{ FloatArray(interpreter.getOutputTensor(1).shape()[1]) }}
+interpreter.runForMultipleInputsOutputs(arrayOf(input), mapOf(0 to logits, 1 to feature))
+val pFake = DeepfakePreprocessing.pFake(logits[0])
+val fake = DeepfakePreprocessing.isFake(pFake)  // threshold {float(meta["threshold"]):.6f}, chosen on held-out real faces
+```
+"""
 
 
 def swift(meta: dict) -> dict[str, str]:
