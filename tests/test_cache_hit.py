@@ -49,7 +49,7 @@ def test_a_cache_hit_builds_no_crops_and_hashes_no_source(built, monkeypatch, sa
 
 
 def test_a_stale_stamp_falls_back_to_the_full_key_and_is_recorded_again(built, monkeypatch):
-    entry = next((built.parent / "index").glob(f"{get_spec(TINY).base_name}-int8-onnx-*.json"))
+    entry = next((built.parent.parent / cached.INDEX).glob(f"{get_spec(TINY).base_name}-int8-onnx-*.json"))
     assert json.loads(entry.read_text())["artifact"] == built.name
     monkeypatch.setattr(cached, "code_stamp", lambda: "edited-since")  # what any source edit does
     assert cached.lookup(get_spec(TINY), "onnx") is None

@@ -3,14 +3,14 @@ without building anything.
 
 An artifact's folder is named by its full recipe key (``export.recipe_key``: calibration crops'
 hash, exporter and model code hashes, ...), which costs seconds to compute: the calibration and
-gate crops must be made to hash them. ``build.ensure_artifact`` therefore records, beside the
-artifacts, which folder it built or found for ``(entry, precision, target, gate)`` together with a
-*stamp* that is cheap to recompute: the SDK version, the trained tensors' SHA-256, and the size and
-modification time of every model, converter and quantization source file (``stat`` only, nothing
-read). ``load()`` serves a recorded folder when the stamp still matches (then :class:`Artifact`
-verifies the model file's checksum as on every load); any change to the code or the weights, or a
-custom calibration set, falls back to the full key, which finds or builds the right artifact and
-records it again. Also here: the build gate's verdict on a served artifact (:func:`served`).
+gate crops must be made to hash them. ``build.ensure_artifact`` therefore records (in
+``<cache>/served/``, one JSON per entry, precision, target and gate) which folder it built or found,
+with a *stamp* that is cheap to recompute: the SDK version, the trained tensors' SHA-256 (and of the
+files named after them: card, calibration profile), and the size and modification time of every
+model, converter and quantization source file (``stat`` only, nothing read). ``load()`` serves a
+recorded folder when the stamp still matches (then :class:`Artifact` verifies the model file's
+checksum as on every load); any change to the code or the weights, or a custom calibration set,
+falls back to the full key, which finds or builds the right artifact and records it again. Also here: the build gate's verdict on a served artifact (:func:`served`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from ..paths import cache_dir
 from ..zoo import ModelSpec
 
 _CODE = ("deepfake_sdk.models", "deepfake_sdk.converters", "deepfake_sdk.quantization")
+INDEX = "served"  # cache folder of the records, beside ``artifacts/`` (one JSON per entry x target x gate)
 
 
 def code_stamp() -> str:
@@ -53,7 +54,7 @@ def stamp(spec: ModelSpec) -> dict:
 
 def _entry(spec: ModelSpec, target: str, gate) -> Path:
     gate_key = hashlib.sha256(json.dumps(gate.to_dict() if gate else None, sort_keys=True).encode()).hexdigest()[:8]
-    return cache_dir() / "artifacts" / "index" / f"{spec.base_name}-{spec.precision}-{target}-{gate_key}.json"
+    return cache_dir() / INDEX / f"{spec.base_name}-{spec.precision}-{target}-{gate_key}.json"
 
 
 def lookup(spec: ModelSpec, target: str, gate=None) -> Artifact | None:
@@ -68,7 +69,7 @@ def lookup(spec: ModelSpec, target: str, gate=None) -> Artifact | None:
     if record.get("stamp") != stamp(spec):
         return None
     try:
-        return Artifact.load(entry.parent.parent / record["artifact"], expect_target=target)
+        return Artifact.load(cache_dir() / "artifacts" / record["artifact"], expect_target=target)
     except (ArtifactError, KeyError, TypeError):
         return None
 
