@@ -10,7 +10,8 @@ files named after them: card, calibration profile), and the size and modificatio
 model, converter and quantization source file (``stat`` only, nothing read). ``load()`` serves a
 recorded folder when the stamp still matches (then :class:`Artifact` verifies the model file's
 checksum as on every load); any change to the code or the weights, or a custom calibration set,
-falls back to the full key, which finds or builds the right artifact and records it again. Also here: the build gate's verdict on a served artifact (:func:`served`).
+falls back to the full key, which finds or builds the right artifact and records it again. Also
+here: the build gate's verdict on a served artifact (:func:`served`).
 """
 from __future__ import annotations
 
