@@ -532,7 +532,8 @@ def cmd_doctor(args) -> int:
 
 
 def _print_cached_builds() -> None:
-    """Every artifact in the cache and its build gate: a build that missed it is never silent."""
+    """Every artifact in the cache, its build gate (a build that missed it is never silent) and the
+    release verdict recorded for its model on its target, with the flip rate's 95% upper bound."""
     from .inference.cached import gate_failure
 
     folders = sorted(p for p in (cache_dir() / "artifacts").glob("*") if (p / "manifest.json").is_file()) \
@@ -549,7 +550,31 @@ def _print_cached_builds() -> None:
         state = f"GATE MISSED: {failure}" if failure else (
             "gate passed" if report.get("passed") else report.get("skipped", "no build gate"))
         where = (report.get("checked_on") or {}).get("cpu_class")
-        print(f"  {folder.name}: {state}" + (f" (checked on {where})" if where and not failure else ""))
+        print(f"  {folder.name}: {state}" + (f" (checked on {where})" if where and not failure else "")
+              + f"; {release_verdict(artifact)}")
+
+
+def release_verdict(artifact: Artifact) -> str:
+    """What ``deepfake-sdk numerics`` recorded for this artifact's model on its target and precision:
+    the verdict, the flips on the release faces and the 95% upper bound of their rate."""
+    from .verification.gates import wilson_upper_bound
+
+    try:
+        spec = get_spec(f"{artifact.manifest['model']['name']}-{artifact.precision}")
+        record = json.loads(get_family(spec.family).numerics_record(spec.base_name).read_text())
+    except (DeepfakeSDKError, OSError, ValueError, KeyError):
+        return "release: not recorded"
+    row = next((r for r in record.get("rows", []) if r.get("target") == artifact.target
+                and r.get("precision") == artifact.precision), None)
+    if row is None:
+        return "release: not recorded"
+    n = (record.get("faces") or {}).get("release_gate", {}).get("faces")
+    when = f"recorded {row.get('measured', record.get('date', '?'))}"
+    if row.get("flip_rate") is None or not n:
+        return f"release: {row.get('status')} ({when})"
+    flips = round(row["flip_rate"] * n)
+    return (f"release: {row.get('status')}, {flips}/{n} flips, 95% upper bound "
+            f"{wilson_upper_bound(flips, n):.1%} ({when}; `deepfake-sdk verify` re-checks)")
 
 
 def cmd_card(args) -> int:

@@ -119,7 +119,35 @@ def test_doctor_shows_a_build_that_missed_its_gate(capsys):
     with pytest.warns(ParityWarning):
         deepfake_sdk.load(TINY, target=RUNNABLE[0], progress=False, gate=UNREACHABLE)
     assert main(["doctor"]) == 0
-    assert "GATE MISSED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "GATE MISSED" in out and "one face is 0.8% of them" in out and "deepfake-sdk verify" in out
+    assert "release: not recorded" in out, "a tiny test model has no numerics record"
+
+
+def test_doctor_states_each_builds_recorded_release_verdict_with_its_bound():
+    """The recorded verdict of a shipped model on its target, with the flips on the release faces
+    and the 95% upper bound of their rate (what one count of a few hundred faces can still hide)."""
+    from deepfake_sdk.artifact import Artifact
+    from deepfake_sdk.cli import release_verdict
+    from deepfake_sdk.zoo import recorded_numerics
+
+    spec = get_spec("gend-int8")
+    row = recorded_numerics(spec)["onnx"]
+    artifact = Artifact(path=None, manifest={"model": {"name": spec.base_name}, "precision": "int8", "target": "onnx"})
+    text = release_verdict(artifact)
+    assert text.startswith(f"release: {row['status']}, ") and "/284 flips, 95% upper bound" in text
+    other = Artifact(path=None, manifest={"model": {"name": "tinygend"}, "precision": "int8", "target": "onnx"})
+    assert release_verdict(other) == "release: not recorded"
+
+
+def test_the_wilson_bounds_bracket_the_observed_rate():
+    from deepfake_sdk.verification.gates import wilson_lower_bound, wilson_upper_bound
+
+    assert wilson_upper_bound(0, 284) == pytest.approx(0.0094, abs=5e-4), "0 of 284 still allows ~0.9%"
+    assert wilson_upper_bound(2, 284) == pytest.approx(0.0214, abs=5e-4)
+    for k, n in [(0, 128), (3, 128), (5, 500), (40, 40)]:
+        assert wilson_lower_bound(k, n, 0.95) <= k / n <= wilson_upper_bound(k, n)
+    assert wilson_upper_bound(3, 500) < wilson_upper_bound(2, 284), "more faces, a tighter bound at a similar rate"
 
 
 def test_shipped_models_have_a_recorded_profile_disjoint_from_their_gate_faces():

@@ -187,10 +187,20 @@ class Gate:
 
 def wilson_lower_bound(successes: int, n: int, confidence: float) -> float:
     """One-sided lower confidence bound of a binomial rate (Wilson score interval)."""
+    return _wilson(successes, n, confidence, -1)
+
+
+def wilson_upper_bound(successes: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound of a binomial rate (Wilson score interval): the flip rate
+    a count of ``successes`` in ``n`` faces cannot rule out (0 flips of 284 still allows 0.94%)."""
+    return _wilson(successes, n, confidence, +1)
+
+
+def _wilson(successes: int, n: int, confidence: float, side: int) -> float:
     if n == 0:
-        return 0.0
+        return 0.0 if side < 0 else 1.0
     z = NormalDist().inv_cdf(confidence)
     p = successes / n
     centre = p + z * z / (2 * n)
     spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - spread) / (1 + z * z / n))
+    return float(min(1.0, max(0.0, (centre + side * spread) / (1 + z * z / n))))
