@@ -25,7 +25,8 @@ def load(name: str, target: str | None = None, calibration=None, progress: bool 
     An INT8 build is checked against the float reference on this machine (the build gate,
     ``gate``); one that misses it is served with a :class:`ParityWarning` carrying the numbers,
     or refused with :class:`ParityGateError` when ``strict``. A cache hit reads the artifact
-    recorded for the entry (``deepfake_sdk.inference.cached``): no crops are made and no build code imported.
+    recorded for the entry (``deepfake_sdk.inference.cached``): no crops are made and no build
+    code is imported.
     ``prefer="first-answer"`` (a one-shot call, as the CLI's ``predict`` of a few images) lets the
     device choice trade a little steady speed for an earlier first answer (``device.select_target``).
     """
