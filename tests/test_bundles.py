@@ -25,7 +25,7 @@ TINY = tinymodel.register()
 FAMILIES = tinymodel.register_families()
 EXPECTED = {
     "web": {"model.onnx", "deepfake.mjs"},
-    "android": {"model.pte", "model.tflite", "DeepfakePreprocessing.kt"},
+    "android": {"model.pte", "model.tflite", "DeepfakePreprocessing.kt", "README.md"},
     "ios": {"model.mlpackage", "DeepfakePreprocessing.swift"},
 }
 
