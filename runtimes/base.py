@@ -6,6 +6,7 @@ finds it through the target table, so callers never import a runtime module by h
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import threading
 from abc import ABC, abstractmethod
@@ -13,8 +14,21 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..artifact import Artifact
-from ..errors import ArtifactError, MissingDependencyError
+from ..errors import ArtifactError, MissingDependencyError, UsageError
 from ..targets import TARGETS, get_target, version_in_range
+
+
+THREADS_ENV = "DEEPFAKE_SDK_THREADS"  # threads every runtime opened afterwards uses (scan pins it)
+
+
+def requested_threads() -> int | None:
+    """``$DEEPFAKE_SDK_THREADS`` as a positive count, or None (each engine's own default)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"${THREADS_ENV} must be a positive whole number of threads, not {value!r}")
+    return int(value)
 
 
 class Runtime(ABC):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime, per_sample
+from .base import Runtime, per_sample, requested_threads
 
 
 def _load_forward(model_file: str):
@@ -28,6 +28,8 @@ def _load_forward(model_file: str):
     except ImportError:
         _C = None
     if _C is not None and hasattr(_C, "_load_program"):
+        if requested_threads() and hasattr(_C, "_unsafe_reset_threadpool"):
+            _C._unsafe_reset_threadpool(requested_threads())  # XNNPACK's pool is one per process
         program = _C._load_program(model_file, enable_etdump=False, debug_buffer_size=0,
                                    program_verification=_C.Verification.InternalConsistency, data_path=None)
         return program.load_method("forward")

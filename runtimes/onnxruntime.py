@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime
+from .base import Runtime, requested_threads
 
 
 class OnnxRuntime(Runtime):
@@ -21,7 +20,7 @@ class OnnxRuntime(Runtime):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("DEEPFAKE_SDK_THREADS", "0"))
+        options.intra_op_num_threads = threads or requested_threads() or 0
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(

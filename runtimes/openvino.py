@@ -11,7 +11,7 @@ import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime
+from .base import Runtime, requested_threads
 
 
 def float_parts_config(precision: str) -> dict[str, str]:
@@ -32,6 +32,8 @@ class OpenVINORuntime(Runtime):
         config = float_parts_config(artifact.precision)
         # e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE for weight-compressed INT8 (converters/openvino.py)
         config.update((artifact.manifest.get("quantization") or {}).get("runtime_config", {}))
+        if requested_threads():
+            config["INFERENCE_NUM_THREADS"] = requested_threads()
         try:
             self.compiled = core.compile_model(str(artifact.model_file), "CPU", config)
         except RuntimeError as exc:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..artifact import Artifact
 from ..errors import ArtifactError
-from .base import Runtime, per_sample
+from .base import Runtime, per_sample, requested_threads
 
 
 class TFLiteRuntime(Runtime):
@@ -26,7 +26,8 @@ class TFLiteRuntime(Runtime):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self.interpreter = Interpreter(model_path=str(artifact.model_file), num_threads=os.cpu_count())
+            self.interpreter = Interpreter(model_path=str(artifact.model_file),
+                                           num_threads=requested_threads() or os.cpu_count())
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ArtifactError(f"LiteRT cannot load {artifact.model_file}: {exc}") from exc

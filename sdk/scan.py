@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .errors import DeepfakeSDKError, MissingDependencyError, UsageError
 from .imageio import IMAGE_SUFFIXES
+from .runtimes.base import THREADS_ENV
 from .video import VIDEO_SUFFIXES, is_video
 from .zoo import DEFAULT_MODEL, load_callable
 
@@ -175,12 +176,11 @@ def read_results(out: str | Path) -> list[dict]:
 # --------------------------------------------------------------------------- engines
 
 
-THREADS_ENV = "DEEPFAKE_SDK_THREADS"  # read by ONNX Runtime sessions as they open (runtimes/onnxruntime.py)
 
 
 def pin_threads(threads: int) -> None:
-    """Torch (the face detector, PyTorch references) and ONNX Runtime sessions opened after this
-    use ``threads`` threads."""
+    """Torch (the face detector, PyTorch references) and every runtime opened after this use
+    ``threads`` threads (``runtimes.base.requested_threads``)."""
     import torch
 
     torch.set_num_threads(threads)

@@ -118,3 +118,41 @@ def test_nan_from_a_runtime_is_an_error_not_a_score(samples):
     det.backend = Broken()
     with pytest.raises(NonFiniteOutputError, match="NaN/Inf logits for 1 of 1"):
         det.predict(samples / "astronaut.jpg")
+
+
+@pytest.mark.parametrize("target", RUNNABLE)
+def test_one_artifact_gives_the_same_scores_and_verdict_on_1_and_2_threads(target, astronaut_crop, monkeypatch):
+    """The release gate must not turn on how many threads a runtime used (issue 31): every runtime
+    takes $DEEPFAKE_SDK_THREADS, and the same artifact scores the same crops alike with 1 and 2.
+    Tolerance: 1e-6 on P(fake) (kernels may split reductions by thread); decisions identical."""
+    from conftest import augmented_crops
+    from deepfake_sdk.metrics import softmax_fake
+    from deepfake_sdk.preprocess import to_batch
+    from deepfake_sdk.runtimes.base import runtime_for
+    from deepfake_sdk.verification.gates import Gate, compare
+    from deepfake_sdk.zoo import get_spec
+
+    spec = get_spec(TINY)
+    artifact = _load_quietly(target).artifact
+    batch = to_batch(augmented_crops(astronaut_crop, spec.preprocessing.size, 16), spec.preprocessing)
+    scores = {}
+    for threads in (1, 2):
+        monkeypatch.setenv("DEEPFAKE_SDK_THREADS", str(threads))
+        scores[threads] = softmax_fake(runtime_for(artifact).run(batch))
+    assert np.max(np.abs(scores[1] - scores[2])) <= 1e-6, f"{target}: scores moved with the thread count"
+    assert list(scores[1] >= spec.threshold) == list(scores[2] >= spec.threshold)
+    assert Gate.release().passes(compare(scores[1], scores[2], None, spec.threshold))
+
+
+def test_a_thread_count_that_is_not_a_positive_number_is_refused(monkeypatch):
+    from deepfake_sdk.errors import UsageError
+    from deepfake_sdk.runtimes.base import requested_threads
+
+    monkeypatch.setenv("DEEPFAKE_SDK_THREADS", "2")
+    assert requested_threads() == 2
+    monkeypatch.delenv("DEEPFAKE_SDK_THREADS")
+    assert requested_threads() is None
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv("DEEPFAKE_SDK_THREADS", bad)
+        with pytest.raises(UsageError, match="positive whole number"):
+            requested_threads()
