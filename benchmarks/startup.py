@@ -18,7 +18,6 @@ all of them) so start-up and steady files/s are reported apart. Writes ``startup
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -103,15 +102,13 @@ def scan_rows(model: str, data: Path, files: int, few: int, rounds: int) -> list
     """Each engine's wall time on ``few`` then ``files`` images: steady files/s from the difference,
     start-up as what is left of the short run."""
     from deepfake_sdk.scan import ScanConfig, scan
+    from scan_throughput import ENGINES as engines, file_list  # the engines and lists scan_throughput.py times
 
-    engines = {"1 process x 2 threads": ("local", 1, 2), "local pool x2": ("local", 2, 1), "ray x2": ("ray", 2, 1)}
     work = Path(tempfile.mkdtemp(prefix="startup-scan-"))
-    with open(data / "manifest.csv", newline="") as fh:
-        paths = [str(data / r["path"]) for r in csv.DictReader(fh)]
     lists = {}
     for n in (few, files):
-        lists[n] = work / f"files{n}.txt"
-        lists[n].write_text("\n".join(paths[:n]) + "\n")
+        (work / str(n)).mkdir()
+        lists[n] = file_list(data, n, 0, work / str(n))
     seconds: dict[tuple[str, int], list[float]] = {(e, n): [] for e in engines for n in lists}
     for round_ in range(rounds):
         for name, (engine, workers, threads) in engines.items():

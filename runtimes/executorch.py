@@ -28,8 +28,9 @@ def _load_forward(model_file: str):
     except ImportError:
         _C = None
     if _C is not None and hasattr(_C, "_load_program"):
-        if requested_threads() and hasattr(_C, "_unsafe_reset_threadpool"):
-            _C._unsafe_reset_threadpool(requested_threads())  # XNNPACK's pool is one per process
+        threads = requested_threads()
+        if threads and hasattr(_C, "_unsafe_reset_threadpool"):
+            _C._unsafe_reset_threadpool(threads)  # XNNPACK's pool is one per process
         program = _C._load_program(model_file, enable_etdump=False, debug_buffer_size=0,
                                    program_verification=_C.Verification.InternalConsistency, data_path=None)
         return program.load_method("forward")

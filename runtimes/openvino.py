@@ -32,8 +32,9 @@ class OpenVINORuntime(Runtime):
         config = float_parts_config(artifact.precision)
         # e.g. DYNAMIC_QUANTIZATION_GROUP_SIZE for weight-compressed INT8 (converters/openvino.py)
         config.update((artifact.manifest.get("quantization") or {}).get("runtime_config", {}))
-        if requested_threads():
-            config["INFERENCE_NUM_THREADS"] = requested_threads()
+        threads = requested_threads()
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
         try:
             self.compiled = core.compile_model(str(artifact.model_file), "CPU", config)
         except RuntimeError as exc:

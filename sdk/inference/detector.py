@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import torch  # MTCNN (faces) needs it too
@@ -17,6 +17,7 @@ from ..errors import NonFiniteOutputError, UsageError
 from ..faces import FacePipeline
 from ..imageio import ImageInput, describe, load_image
 from ..metrics import softmax_fake
+from ..models.composite import Backend
 from ..models.factory import create_model
 from ..preprocess import prepare_crop, to_batch
 from ..zoo import ModelSpec, get_spec
@@ -24,12 +25,6 @@ from .explain import Heatmap
 
 if TYPE_CHECKING:  # video decoding (PyAV) is imported by predict_video only
     from ..video import VideoPrediction
-
-
-class Backend(Protocol):
-    name: str
-
-    def run(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
