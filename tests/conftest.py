@@ -133,6 +133,20 @@ def holdout_data(maybe_shared_data, parity_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def release_reference(maybe_shared_data, parity_data):
+    """gend-int8's float reference on the release set (``training.data.release_folder``: ~560 faces,
+    32 per source of manifest_extra.csv + 4 per source of manifest_generated.csv), cached like
+    ``deepfake-sdk numerics``'s; the packaged set when ../shared/data is absent."""
+    from deepfake_sdk.training.data import HOLDOUT_MANIFEST, release_folder
+    from deepfake_sdk.verification.numerics import reference_for
+    from deepfake_sdk.zoo import get_spec
+
+    if maybe_shared_data is not None and (maybe_shared_data / HOLDOUT_MANIFEST).is_file():
+        return reference_for(get_spec("gend-int8").base_name, release_folder(maybe_shared_data))
+    return reference_for(get_spec("gend-int8").base_name, parity_data)
+
+
+@pytest.fixture(scope="session")
 def reference(holdout_data, tmp_path_factory):
     from deepfake_sdk.cli import main
     from deepfake_sdk.verification.parity import Reference

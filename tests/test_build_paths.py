@@ -135,7 +135,9 @@ def test_doctor_states_each_builds_recorded_release_verdict_with_its_bound():
     row = recorded_numerics(spec)["onnx"]
     artifact = Artifact(path=None, manifest={"model": {"name": spec.base_name}, "precision": "int8", "target": "onnx"})
     text = release_verdict(artifact)
-    assert text.startswith(f"release: {row['status']}, ") and "/284 flips, 95% upper bound" in text
+    ev = row["flip_evidence"]
+    assert text.startswith(f"release: {row['status']}, {ev['flips']}/{ev['faces']} flips (")
+    assert f"95% upper bound {ev['judged_rate']:.2%} of {ev['limit']:.0%} allowed" in text and row["cpu_class"] in text
     other = Artifact(path=None, manifest={"model": {"name": "tinygend"}, "precision": "int8", "target": "onnx"})
     assert release_verdict(other) == "release: not recorded"
 
@@ -184,6 +186,48 @@ def test_a_data_folder_is_split_by_source_into_calibration_and_gate(tmp_path):
     held = holdout_folder(folder, per_source=3)
     rows = (held / "manifest.csv").read_text().splitlines()[1:]
     assert len(rows) == 6 and all(r.startswith(str(folder.resolve())) for r in rows)
+
+
+def test_the_release_set_tops_up_the_extra_sources_with_generated_ones_and_shares_none_with_calibration(tmp_path):
+    import csv
+
+    from deepfake_sdk.quantization.calibration import write_packaged_set
+    from deepfake_sdk.training.data import RELEASE_PER_SOURCE, RELEASE_TOP_UP_PER_SOURCE, release_folder
+    from deepfake_sdk.zoo import get_spec
+
+    folder = write_packaged_set(tmp_path / "data", 8, get_spec("gend-fp32").preprocessing)
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    header = list(rows[0])
+
+    def write(name, source, n):
+        with open(folder / name, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=header)
+            w.writeheader()
+            w.writerows({**rows[i % len(rows)], "source": source} for i in range(n))
+
+    write("manifest_extra.csv", "extra_a", RELEASE_PER_SOURCE + 10)
+    write("manifest_generated.csv", "gen_b", RELEASE_TOP_UP_PER_SOURCE + 3)
+    picked = list(csv.DictReader(open(release_folder(folder) / "manifest.csv")))
+    by = {s: sum(r["source"] == s for r in picked) for s in ("extra_a", "gen_b")}
+    assert by == {"extra_a": RELEASE_PER_SOURCE, "gen_b": RELEASE_TOP_UP_PER_SOURCE}
+    assert release_folder(folder) == release_folder(folder), "one folder per manifest version"
+
+
+def test_the_shipped_release_set_has_500_faces_from_sources_no_calibration_or_validation_uses(maybe_shared_data):
+    """Issue 31: one face at most 0.2% of the release set, none from a calibration source (manifest.csv)
+    or from the validation set (nothing is gated on it). Rows here; the slow gate counts faces."""
+    import csv
+
+    from deepfake_sdk.training.data import release_folder
+
+    if maybe_shared_data is None or not (maybe_shared_data / "manifest_extra.csv").is_file():
+        pytest.skip("needs ../shared/data with manifest_extra.csv")
+    picked = list(csv.DictReader(open(release_folder(maybe_shared_data) / "manifest.csv")))
+    sources = {r["source"] for r in picked}
+    assert len(picked) >= 600 and len(sources) >= 50
+    for other in ("manifest.csv", "manifest_validation.csv"):
+        if (maybe_shared_data / other).is_file():
+            assert not sources & {r["source"] for r in csv.DictReader(open(maybe_shared_data / other))}, other
 
 
 def test_export_without_calibration_or_gate_uses_the_recorded_profile(tmp_path):

@@ -99,6 +99,11 @@ def test_gend_int8_onnx_passes_the_default_gate(reference, onnx_int8, tmp_path):
     result = json.loads((reports / "report.json").read_text())[0]
     assert code == 0, result["failed_metrics"]
     assert result["passed"] and result["metrics"]["pearson"] >= 0.995 and result["metrics"]["flip_rate"] <= 0.01
+    ev = result["flip_evidence"]  # the flip verdict's evidence: count, band average, bound, limit, margin
+    assert ev["bound"] == "upper" and ev["faces"] == result["metrics"]["n"] and ev["flips"] == result["metrics"]["flips"]
+    assert ev["flips_near_threshold"] is not None and ev["margin"] == pytest.approx(ev["limit"] - ev["judged_rate"]) > 0
+    flip_check = next(c for c in result["checks"] if c["metric"] == "flip_rate")
+    assert flip_check["judged"] == ev["judged_rate"] and flip_check["margin"] == pytest.approx(ev["margin"])
     assert result["metrics"]["feature_cosine_mean"] > 0.99
     assert result["inputs_identical"] == result["metrics"]["n"]  # same crops as the reference, pixel for pixel
     from deepfake_sdk.device import device_info
@@ -107,8 +112,11 @@ def test_gend_int8_onnx_passes_the_default_gate(reference, onnx_int8, tmp_path):
     md = (reports / "report.md").read_text()
     assert f"CPU class {device_info().cpu_class}" in md
     assert "onnx-int8" in md and "✅ pass" in md and (reports / "scatter-onnx-int8.png").stat().st_size > 1000
+    assert "upper bound of their rate" in md and f"of {ev['faces']} at the threshold" in md
     suites = ET.parse(reports / "junit.xml").getroot()
-    assert suites[0].get("failures") == "0" and len(suites[0]) >= 3
+    assert suites[0].get("failures") == "0" and len(suites[0].findall("testcase")) >= 3
+    props = {p.get("name"): p.get("value") for p in suites[0].find("properties")}
+    assert float(props["flips.judged_rate"]) == pytest.approx(ev["judged_rate"]) and "flips.margin" in props
 
 
 def _scale_patch_embedding(artifact_dir, factor: float) -> None:
@@ -137,9 +145,11 @@ def test_verify_catches_a_drifted_artifact_and_names_the_metrics(small_reference
     reports = tmp_path / "reports"
     code = main(["verify", str(onnx_int8.path), str(drifted), "--reference", str(small_reference.path),
                  "--report-dir", str(reports)])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 1
     assert "DRIFT" in out and "pearson" in out.split("DRIFT")[1]
+    assert "48 faces cannot show a flip rate within 2.00%" in captured.err, "a set too small for the bound is named"
     good, bad = json.loads((reports / "report.json").read_text())
     assert not bad["passed"] and "pearson" in bad["failed_metrics"]
     assert bad["metrics"]["pearson"] < good["metrics"]["pearson"] - 0.01  # 48 faces: the gate on flips is coarse

@@ -1,9 +1,10 @@
 """The release gate on every runnable target: gend-int8 vs its float reference on real faces.
 
 Slow (each target's default build — the one ``load()`` serves, calibrated from the shipped
-profile — is scored on held-out faces: 16 per source of ../shared/data/manifest_extra.csv, none
-of them from a calibration source; the packaged set when that folder is absent):
-``make test-all``. The ONNX row also runs in the default suite (tests/test_parity.py).
+profile — is scored on the release set: ~615 faces, 32 per source of
+../shared/data/manifest_extra.csv and 4 per source of manifest_generated.csv, none of them from a
+calibration source; the packaged set when that folder is absent): ``make test-all``. The ONNX row
+also runs in the default suite on 16 per source (tests/test_parity.py).
 """
 from __future__ import annotations
 
@@ -22,35 +23,35 @@ pytestmark = pytest.mark.slow
 # A target whose recorded numerics (sdk/models/<family>/numerics/<variant>.json, refreshed by
 # `deepfake-sdk numerics`) say it misses the release gate for this model is a known gap, not a
 # pass: load() passes it over (zoo.recorded_drift -> device.select_target), and here it is held
-# to what was recorded, with one face and 0.002 of slack, so a further regression still fails.
-# LiteRT on GenD-CLIP-B/16 is such a gap: before 2026-12-06 it drifted outright (Pearson 0.9933,
-# 1.06% flips: its converter gave the float layers INT8 copies); with their float weights restored
-# it meets the gate at the threshold with no face to spare (0.70% on one AMD EPYC, 1.06% on
-# another), so its row says DRIFT: flip_margin (numerics) and it is held to that record here.
-SLACK_PEARSON, SLACK_AUC = 0.002, 0.002
+# to what was recorded, with 0.5% on the flip rate's bound and 0.002 elsewhere, so a further
+# regression still fails.
+SLACK_PEARSON, SLACK_AUC, SLACK_FLIP_BOUND = 0.002, 0.002, 0.005
 
 
-def pinned_to_record(spec, target: str, faces: int) -> Gate:
+def pinned_to_record(spec, target: str) -> Gate:
     """The release gate, or for a target with recorded drift the limits it was recorded at."""
     row = recorded_numerics(spec).get(target)
     if target not in recorded_drift(spec) or row is None:
         return Gate.release()
+    judged = (row.get("flip_evidence") or {}).get("judged_rate", row["flip_rate"])
     return Gate.release().overridden(min_pearson=row["pearson"] - SLACK_PEARSON,
-                                     max_flip_rate=row["flip_rate"] + 1 / faces,
+                                     max_flip_rate=max(judged, Gate.release().max_flip_rate) + SLACK_FLIP_BOUND,
                                      max_auc_drop=max(row["auc_drop"], 0.0) + SLACK_AUC)
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino", "executorch", "tflite"])
-def test_gend_int8_passes_the_default_gate(target, reference):
+def test_gend_int8_passes_the_default_gate(target, release_reference):
+    reference = release_reference
     spec = get_spec("gend-int8")
     artifact = ensure_artifact(spec, target, progress=False)  # the build users get on that target
     calibrated_on = set(artifact.manifest["calibration"]["smoothquant_maxima"]["sources"])
     assert not calibrated_on & {s["source"] for s in reference.samples}, "gate faces from calibration sources"
     near = sum(abs(float(s["prob"]) - spec.threshold) <= 0.05 for s in reference.samples)
-    policy = pinned_to_record(spec, target, len(reference.samples))
+    policy = pinned_to_record(spec, target)
     result = verify(artifact, reference, policy=policy)
-    m = result.metrics
-    print(f"{spec.name} on {target}: pearson {m.pearson:.4f} flips {m.flip_rate:.3%} auc_drop {m.auc_drop} size "
+    m, ev = result.metrics, result.flip_evidence
+    print(f"{spec.name} on {target}: pearson {m.pearson:.4f} flips {m.flips}/{m.n} ({ev['flips_near_threshold']:.2f} "
+          f"near the threshold, bound {ev['judged_rate']:.2%} of {ev['limit']:.2%}) auc_drop {m.auc_drop} size "
           f"{artifact.size_bytes() / 1e6:.1f} MB; {near}/{len(reference.samples)} reference scores within 0.05 of "
           f"{spec.threshold:.3f}" + ("; known drift, held to its record" if policy != Gate.release() else ""))
     assert result.passed, [(c.metric, c.value, c.limit) for c in result.failures]

@@ -19,12 +19,13 @@ from .. import __version__, jsonio
 from ..artifact import sha256_file
 from ..building.build import ensure_artifact
 from ..paths import cache_dir
-from ..runtimes.base import runtime_class
+from ..runtimes.base import requested_threads, runtime_class
 from ..targets import get_target
 from ..training import validation
-from ..training.data import HOLDOUT_MANIFEST, holdout_folder
+from ..device import device_info
+from ..training.data import HOLDOUT_MANIFEST, release_folder
 from ..zoo import ModelSpec, composite_of, get_spec, parts_of, with_precision
-from .gates import Gate, compare, flips_near_threshold
+from .gates import Gate, compare
 from .parity import Reference, VerifyResult, build_reference, verify
 from .reports import fmt as _f
 
@@ -49,16 +50,21 @@ def reference_key(spec: ModelSpec, data: Path) -> str:
 
 
 def refresh(model: str, data: Path, targets: list[str], precisions: list[str], out: Path,
-            policy: Gate = Gate.release()) -> Path:
+            policy: Gate = Gate.release(), validate: bool = True) -> Path:
     """Export (cached) and verify every pair; write ``out/MODEL.json`` and ``out/MODEL.md``.
+
+    Each row's per-face scores are also kept in the cache (:func:`scores_path`), so two machines'
+    runs of one build can be compared face by face (``benchmarks/compare_scores.py``). With
+    ``validate`` each artifact is also scored on the validation set (a second pass as long as the
+    first): a measure, never a gate.
 
     Rows of other targets/precisions already in ``out/MODEL.json`` (same reference) are kept,
     each with the date it was measured, so one target's recipe change refreshes just its rows."""
-    # Release faces from sources the calibration never saw (manifest_extra.csv), when there are.
-    faces = holdout_folder(data) if (Path(data) / HOLDOUT_MANIFEST).is_file() else Path(data)
+    # Release faces from sources the calibration never saw (manifest_extra + generated), when there are.
+    faces = release_folder(data) if (Path(data) / HOLDOUT_MANIFEST).is_file() else Path(data)
     ref = reference_for(model, faces)
     spec = get_spec(f"{model}-fp32")
-    yardstick = _validation_reference(model, Path(data), spec)
+    yardstick = _validation_reference(model, Path(data), spec) if validate else None
     rows, used = [], {}
     for target in targets:
         for precision in precisions:
@@ -119,8 +125,25 @@ def _measured(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy:
     if not runtime_class(target).is_available():
         return {**row, "status": PREDICTS_ELSEWHERE}, None
     result = verify(artifact, ref, data=faces, policy=policy)
-    margin = _flip_margin(ref, np.asarray(result.scores), policy)
-    return {**row, **_verdict(result.metrics, result.checks, margin), "runtime": result.runtime}, result
+    _keep_scores(spec, target, ref, result)
+    return {**row, **_verdict(result.metrics, policy), "runtime": result.runtime,
+            "runtime_version": result.checked_on.get("runtime_version"),
+            "cpu_class": result.checked_on.get("cpu_class"), "threads": requested_threads()}, result
+
+
+def scores_path(model: str, target: str) -> Path:
+    """Where the last ``numerics`` run on this machine left ``model``'s per-face scores on ``target``."""
+    return cache_dir() / "numerics-scores" / f"{model}-{target}.json"
+
+
+def _keep_scores(spec: ModelSpec, target: str, ref: Reference, result: VerifyResult) -> None:
+    body = {"model": spec.name, "target": target, "artifact": result.artifact, "reference": str(ref.path),
+            "threshold": ref.meta["threshold"], "checked_on": result.checked_on,
+            "threads": requested_threads(), "faces": [s["path"] for s in ref.samples],
+            "reference_scores": ref.probs.tolist(), "scores": result.scores}
+    path = scores_path(spec.name, target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(jsonio.dumps(body) + "\n")
 
 
 def _composite_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, policy: Gate, used: dict) -> dict:
@@ -140,30 +163,20 @@ def _composite_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, po
     probs = np.stack([np.array([by_path[s["path"]] for s in ref.samples]) for by_path in scores])
     fused = composite_of(spec).combine_probs(spec, probs)
     metrics = compare(ref.probs, fused, ref.labels, ref.meta["threshold"])
-    return {**row, **_verdict(metrics, policy.checks(metrics), _flip_margin(ref, fused, policy)),
-            "runtime": rows[0]["runtime"]}
+    return {**row, **_verdict(metrics, policy), "runtime": rows[0]["runtime"],
+            "runtime_version": rows[0].get("runtime_version"), "cpu_class": device_info().describe().get("cpu_class"),
+            "threads": requested_threads()}
 
 
-def _flip_margin(ref: Reference, scores: np.ndarray, policy: Gate) -> dict | None:
-    """Flips averaged over thresholds near the reference's, and the most a pass may have: the
-    gate's limit less one face, the face by which one threshold's count moves between machines
-    (``gates.flips_near_threshold``). A row at the limit is recorded DRIFT, so ``load()`` does not
-    serve by default what CI's gate on another machine may fail."""
-    if policy.max_flip_rate is None:
-        return None
-    near = flips_near_threshold(ref.probs, scores, ref.meta["threshold"])
-    return {"flips_near_threshold": round(near, 2), "most": round(policy.max_flip_rate * len(scores) - 1, 2)}
-
-
-def _verdict(m, checks, margin: dict | None = None) -> dict:
-    failed = [c.metric for c in checks if not c.passed]
-    if margin and margin["flips_near_threshold"] > margin["most"]:
-        failed.append("flip_margin")
+def _verdict(m, policy: Gate) -> dict:
+    """The gate's verdict and what it rests on: every metric, and for the flips the count at the
+    threshold, the band average, the bound judged and its margin to the limit (``Gate.flip_evidence``)."""
+    failed = [c.metric for c in policy.checks(m) if not c.passed]
     return {"status": "DRIFT: " + ", ".join(failed) if failed else "pass", "pearson": m.pearson, "spearman": m.spearman,
             "flip_rate": m.flip_rate, "auc": m.auc, "auc_drop": m.auc_drop, "eer_increase": m.eer_increase,
             "p99_abs_diff": m.p99_abs_diff, "max_abs_diff": m.max_abs_diff,
             "feature_cosine_mean": m.feature_cosine_mean, "nonfinite": m.nonfinite,
-            **({"flip_margin": margin} if margin else {})}
+            "flip_evidence": policy.flip_evidence(m)}
 
 
 def _same_faces_record(previous: Path, ref: Reference) -> dict:
@@ -189,10 +202,23 @@ def _merged(previous: Path, ref: Reference, rows: list[dict]) -> list[dict]:
 
 def _kept_notes(previous: Path, ref: Reference) -> dict:
     """What people wrote beside the rows of ``previous`` (``notes``: paragraphs of the table's page;
-    ``*_trials``: recipes tried and not kept), carried into the refreshed record while it is
-    measured on the same reference faces, so a refresh never drops why a row looks as it does."""
-    old = _same_faces_record(previous, ref)
+    ``*_trials``: recipes tried and not kept), carried into every refreshed record, so a refresh
+    never drops why a row looks as it does. Each note and trial says when and on which faces it
+    was measured; notes of an earlier release set are kept as history (the page says so)."""
+    if not previous.is_file():
+        return {}
+    old = json.loads(previous.read_text())
     return {k: v for k, v in old.items() if k == "notes" or k.endswith("_trials")}
+
+
+def _flips_cells(row: dict) -> str:
+    """Three cells: flips at the threshold (count and rate), the band average, the judged bound and
+    its margin to the limit (rows recorded before 2026-12-07 have only the rate)."""
+    ev = row.get("flip_evidence")
+    if ev is None:
+        return f"{_f(row.get('flip_rate'), '.2%')} | – | –"
+    return (f"{ev['flips']} ({_f(row.get('flip_rate'), '.2%')}) | {_f(ev.get('flips_near_threshold'), '.2f')} | "
+            f"{_f(ev.get('judged_rate'), '.2%')} ({_f(ev.get('margin'), '+.2%')})")
 
 
 def _validation_cell(v: dict | None) -> str:
@@ -224,20 +250,24 @@ def _markdown(record: dict) -> str:
              f"AUC {_f(m.get('auc'), '.4f')}, AP {_f(m.get('ap'), '.4f')}, EER {_f(m.get('eer'), '.4f')}.",
              f"Refreshed {record['date']} on {record['machine']} with `{record['command']}` (SDK {record['sdk']}).",
              "Gate: " + ", ".join(f"{k}={v}" for k, v in record["policy"].items() if v is not None) + ".", "",
-             "| target | precision | activations | float layers | MB | verdict | Pearson | flips | AUC | ΔAUC (drop) | ΔEER | "
-             "p99 abs Δp | feat cos | validation AUC (drop) | measured |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | precision | activations | float layers | MB | verdict | Pearson | flips | near thr. | "
+             "95% bound (margin) | AUC | ΔAUC (drop) | ΔEER | p99 abs Δp | feat cos | validation AUC (drop) | CPU class | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         lines.append(f"| {r['target']} | {r['precision']} | {r.get('recipe') or '–'} | {r.get('float_layers', '–')} | "
                      f"{r['size_mb']} | {r['status']} | "
-                     f"{_f(r.get('pearson'), '.4f')} | {_f(r.get('flip_rate'), '.2%')} | {_f(r.get('auc'), '.4f')} | "
+                     f"{_f(r.get('pearson'), '.4f')} | {_flips_cells(r)} | {_f(r.get('auc'), '.4f')} | "
                      f"{_f(r.get('auc_drop'), '+.4f')} | {_f(r.get('eer_increase'), '+.4f')} | "
                      f"{_f(r.get('p99_abs_diff'), '.3f')} | {_f(r.get('feature_cosine_mean'), '.4f')} | "
-                     f"{_validation_cell(r.get('validation'))} | {r.get('measured') or record['date']} |")
+                     f"{_validation_cell(r.get('validation'))} | {r.get('cpu_class') or '–'} | "
+                     f"{r.get('measured') or record['date']} |")
     lines += ["", "Which faces each step used (disjoint by source):", ""] + _faces_lines(record.get("faces") or {})
     lines += ["", "None of these faces calibrated the artifacts (gate and calibration sources are disjoint). The "
               "table is about how faithfully each artifact reproduces the float model, not how good the model "
               "is: the model's held-out detection numbers are in its card (`deepfake-sdk card MODEL`)."]
+    if record.get("notes"):
+        lines += ["", "## Notes", "", "Dated; a note before 2026-12-07 counts flips on the earlier 284-face release set "
+                  "(16 per source of manifest_extra.csv), where one face was 0.35%."]
     for paragraph in record.get("notes") or ():
         lines += ["", paragraph]
     return "\n".join(lines) + "\n"

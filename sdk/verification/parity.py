@@ -212,6 +212,8 @@ class VerifyResult:
     scores: list[float] = field(default_factory=list, repr=False)  # artifact p(fake), reference order
     # The machine this verdict holds for: INT8 numerics differ by CPU class and runtime release.
     checked_on: dict = field(default_factory=dict)
+    # The flip verdict's evidence: count, band average, bound judged, limit, margin (Gate.flip_evidence).
+    flip_evidence: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -229,6 +231,8 @@ class VerifyResult:
         body = asdict(self)
         body["passed"] = self.passed
         body["failed_metrics"] = [c.metric for c in self.failures]
+        for check, out in zip(self.checks, body["checks"]):
+            out["margin"] = check.margin
         return body
 
 
@@ -269,6 +273,7 @@ def verify(artifact: str | Path | Artifact, reference: str | Path | Reference, d
         reference=str(ref.path), metrics=metrics, checks=policy.checks(metrics),
         worst=_worst(ref, probs, worst), per_source=_source_drift(ref, probs),
         inputs_identical=int(identical), policy=asdict(policy), scores=[float(p) for p in probs],
+        flip_evidence=policy.flip_evidence(metrics),
         checked_on={**device_info().describe(), "runtime_version": type(runtime).version(),
                     "reference_device": ref.meta.get("device_name", ref.meta.get("device"))})
 

@@ -16,7 +16,8 @@ from .. import jsonio
 from .gates import Check
 from .parity import Reference, VerifyResult
 
-COLUMNS = [("auc_drop", "ΔAUC (drop)", "+.4f"), ("flip_rate", "flips", ".2%"), ("pearson", "Pearson", ".4f"),
+COLUMNS = [("auc_drop", "ΔAUC (drop)", "+.4f"), ("flip_rate", "flips", ".2%"), ("flips_near_threshold", "near thr.", ".2f"),
+           ("pearson", "Pearson", ".4f"),
            ("spearman", "Spearman", ".4f"), ("eer_increase", "ΔEER", "+.4f"), ("threshold_shift", "Δthr (EER)", "+.3f"),
            ("p99_abs_diff", "p99 abs Δp", ".3f"), ("max_abs_diff", "max abs Δp", ".3f"),
            ("feature_cosine_mean", "feat cos", ".4f"), ("nonfinite", "NaN/Inf", "d")]
@@ -47,7 +48,7 @@ def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
     cpu = (f" Checked on {machine.get('cpu_model') or machine.get('cpu_vendor')} (CPU class {machine.get('cpu_class')}: "
            f"{', '.join(machine.get('features', [])) or 'no INT8 dot-product extensions'}).") if machine else ""
     lines = [f"# {title}", "", f"Reference: `{ref}`. Each artifact ran with its own runtime on the reference's faces.{cpu}",
-             "**Bold** = outside the gate (limit in brackets).", "",
+             "**Bold** = outside the gate (limit in brackets). " + _flip_rule(results), "",
              "| artifact | runtime | verdict | " + " | ".join(c[1] for c in COLUMNS) + " |",
              "|---|---|---|" + "---|" * len(COLUMNS)]
     for r in results:
@@ -56,6 +57,10 @@ def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
         for metric, _, spec in COLUMNS:
             text = fmt(getattr(r.metrics, metric), spec)
             check = checks.get(metric)
+            if metric == "flip_rate":
+                text = f"{r.metrics.flips} ({text})"
+            if check and check.judged is not None:
+                text += f"; bound {fmt(check.judged, spec)}"
             if check and not check.passed:
                 text = f"**{text}** ({'≤' if check.kind == 'max' else '≥'}{fmt(check.limit, spec)})"
             cells.append(text)
@@ -67,6 +72,7 @@ def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
                   f"- artifact `{r.artifact}`; {m.n} faces ({r.inputs_identical} with pixel-identical inputs)",
                   f"- AUC {fmt(m.auc_reference, '.4f')} → {fmt(m.auc, '.4f')}; EER {fmt(m.eer_reference, '.4f')} → "
                   f"{fmt(m.eer, '.4f')}; {m.flips} decisions flipped",
+                  f"- flips: {_flip_sentence(r.flip_evidence)}",
                   "", f"![scores](scatter-{r.name}.png)", "", "| worst faces | source | reference | artifact | abs Δp |",
                   "|---|---|---|---|---|"]
         lines += [f"| {w['path']} | {w['source']} | {w['reference']:.3f} | {w['artifact']:.3f} | {w['abs_diff']:.3f}"
@@ -74,13 +80,33 @@ def markdown(results: list[VerifyResult], title: str = "Parity report") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _flip_rule(results: list[VerifyResult]) -> str:
+    ev = results[0].flip_evidence if results else {}
+    if not ev.get("confidence"):
+        return "Flips: the raw rate at the threshold."
+    averaged = f"flips averaged over thresholds within ±{ev['band']}" if ev.get("band") else "flips at the threshold"
+    return (f"Flips are judged by the one-sided Wilson {ev['confidence']:.0%} {ev['bound']} bound of their rate, "
+            f"{averaged} (see docs/parity.md).")
+
+
+def _flip_sentence(ev: dict) -> str:
+    if not ev:
+        return "–"
+    return (f"{ev['flips']} of {ev['faces']} at the threshold, {fmt(ev.get('flips_near_threshold'), '.2f')} averaged near it; "
+            f"judged rate {fmt(ev.get('judged_rate'), '.2%')} against {fmt(ev.get('limit'), '.2%')}, "
+            f"margin {fmt(ev.get('margin'), '+.2%')}")
+
+
 def junit(results: list[VerifyResult]) -> str:
-    """One testsuite per artifact, one testcase per gated metric."""
+    """One testsuite per artifact, one testcase per gated metric; the flip evidence as suite properties."""
     suites = []
     for r in results:
         cases = [_case(r, c) for c in r.checks]
+        props = "".join(f'\n    <property name={quoteattr("flips." + k)} value={quoteattr(str(v))}/>'
+                        for k, v in r.flip_evidence.items())
         suites.append(f'  <testsuite name={quoteattr("parity." + r.name)} tests="{len(cases)}" '
-                      f'failures="{len(r.failures)}" errors="0">\n' + "\n".join(cases) + "\n  </testsuite>")
+                      f'failures="{len(r.failures)}" errors="0">\n    <properties>{props}\n    </properties>\n'
+                      + "\n".join(cases) + "\n  </testsuite>")
     return '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="deepfake-sdk parity">\n' + "\n".join(suites) + "\n</testsuites>\n"
 
 
@@ -88,7 +114,8 @@ def _case(r: VerifyResult, c: Check) -> str:
     head = f'    <testcase classname={quoteattr("parity." + r.name)} name={quoteattr(c.metric)}'
     if c.passed:
         return head + "/>"
-    message = f"{c.metric} = {c.value:.5g}, limit {'<=' if c.kind == 'max' else '>='} {c.limit:g}"
+    judged = f" (judged {c.judged:.5g})" if c.judged is not None else ""
+    message = f"{c.metric} = {c.value:.5g}{judged}, limit {'<=' if c.kind == 'max' else '>='} {c.limit:g}"
     return head + f">\n      <failure message={quoteattr(message)}>{escape(message)}</failure>\n    </testcase>"
 
 
