@@ -54,7 +54,12 @@ def test_gend_int8_passes_the_default_gate(target, release_reference):
           f"near the threshold, bound {ev['judged_rate']:.2%} of {ev['limit']:.2%}) auc_drop {m.auc_drop} size "
           f"{artifact.size_bytes() / 1e6:.1f} MB; {near}/{len(reference.samples)} reference scores within 0.05 of "
           f"{spec.threshold:.3f}" + ("; known drift, held to its record" if policy != Gate.release() else ""))
-    assert result.passed, [(c.metric, c.value, c.limit) for c in result.failures]
+    # On failure, what another machine's run needs to be compared face by face with this one
+    # (benchmarks/compare_scores.py): the reference's device and every flipped face's two scores.
+    flipped = [(s["path"].rsplit("/", 1)[-1], float(s["prob"]), p) for s, p in zip(reference.samples, result.scores)
+               if (float(s["prob"]) >= spec.threshold) != (p >= spec.threshold)]
+    assert result.passed, ([(c.metric, c.value, c.judged, c.limit) for c in result.failures],
+                           result.checked_on, reference.meta.get("device_name"), flipped)
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino", "executorch", "tflite"])
