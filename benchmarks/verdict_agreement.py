@@ -8,7 +8,7 @@
 
 For every (model, target, precision) row in both, prints the two verdicts, flip counts, band
 averages and judged bounds, and the machines (CPU class, threads) they came from; exits 1 when a
-verdict differs. Writes ``results/gate/agreement.json``.
+verdict differs. Writes ``results/gate/NAME.json`` (``--name``, default ``agreement``).
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def main() -> int:
     ap.add_argument("run", type=Path, help="folder of numerics records from the second run")
     ap.add_argument("--against", type=Path, default=Path(__file__).parents[1] / "sdk" / "models",
                     help="folder of the first run's records (default: the committed ones)")
+    ap.add_argument("--name", default="agreement", help="results/gate/NAME.json")
     args = ap.parse_args()
     first, second = rows_of(args.against), rows_of(args.run)
     pairs = [(key, summary(first[key]), summary(second[key])) for key in sorted(second) if key in first
@@ -57,7 +58,7 @@ def main() -> int:
     differ = [key for key, a, b in pairs if a["status"] != b["status"]]
     print(f"{len(pairs)} rows compared; verdicts differ on {len(differ)}" + (f": {differ}" if differ else ""))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "agreement.json").write_text(json.dumps(
+    (OUT / f"{args.name}.json").write_text(json.dumps(
         [{"model": k[0], "target": k[1], "precision": k[2], "first": a, "second": b} for k, a, b in pairs], indent=1) + "\n")
     return 1 if differ or not pairs else 0
 
