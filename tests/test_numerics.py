@@ -44,10 +44,10 @@ def test_notes_and_trials_survive_every_refresh_and_print_below_the_table(tmp_pa
     record.update(notes=["Why the onnx row keeps 8 layers float."], floor_trials=[{"target": "tflite", "flips": 10}],
                   unrelated="dropped")
     path.write_text(json.dumps(record))
-    kept = _kept_notes(path, _reference("abc"))
+    kept = _kept_notes(path)
     assert kept == {"notes": ["Why the onnx row keeps 8 layers float."], "floor_trials": [{"target": "tflite", "flips": 10}]}
-    assert _kept_notes(path, _reference("other")) == kept, "history survives a new release set"
-    assert _kept_notes(tmp_path / "none.json", _reference("abc")) == {}
+    assert _kept_notes(path) == kept, "history survives a new release set"
+    assert _kept_notes(tmp_path / "none.json") == {}
     page = _markdown({"model": "m", "date": "d", "machine": "x", "command": "c", "sdk": "0", "policy": {},
                       "reference": {"model": "m", "device": "cpu", "torch": "t", "metrics": {},
                                     "data": {"samples": 1, "folder": "f", "manifest_sha256": "abc"}},

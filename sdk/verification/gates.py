@@ -209,7 +209,7 @@ class Gate:
             judged = self.judged_flip_rate(metrics) if metric == "flip_rate" else value
             ok = (judged <= limit if kind == "max" else judged >= limit) and not (
                 isinstance(judged, float) and math.isnan(judged))
-            out.append(Check(metric, value, limit, kind, bool(ok), None if judged is value else judged))
+            out.append(Check(metric, value, limit, kind, bool(ok), judged if metric == "flip_rate" else None))
         return out
 
     def flip_count(self, metrics: ParityMetrics) -> float:

@@ -22,7 +22,6 @@ from ..paths import cache_dir
 from ..runtimes.base import requested_threads, runtime_class
 from ..targets import get_target
 from ..training import validation
-from ..device import device_info
 from ..training.data import HOLDOUT_MANIFEST, release_folder
 from ..zoo import ModelSpec, composite_of, get_spec, parts_of, with_precision
 from .gates import Gate, compare
@@ -81,7 +80,7 @@ def refresh(model: str, data: Path, targets: list[str], precisions: list[str], o
               "sdk": __version__, "machine": f"{platform.system()} {platform.machine()}",
               "command": f"deepfake-sdk numerics {model}-fp32 --data {data}",
               "date": datetime.date.today().isoformat()}
-    record.update(_kept_notes(out / f"{model}.json", ref))
+    record.update(_kept_notes(out / f"{model}.json"))
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{model}.json").write_text(jsonio.dumps(record, indent=1) + "\n")
     path = out / f"{model}.md"
@@ -164,8 +163,8 @@ def _composite_row(spec: ModelSpec, target: str, ref: Reference, faces: Path, po
     fused = composite_of(spec).combine_probs(spec, probs)
     metrics = compare(ref.probs, fused, ref.labels, ref.meta["threshold"])
     return {**row, **_verdict(metrics, policy), "runtime": rows[0]["runtime"],
-            "runtime_version": rows[0].get("runtime_version"), "cpu_class": device_info().describe().get("cpu_class"),
-            "threads": requested_threads()}
+            "runtime_version": rows[0].get("runtime_version"), "cpu_class": rows[0].get("cpu_class"),
+            "threads": rows[0].get("threads")}
 
 
 def _verdict(m, policy: Gate) -> dict:
@@ -200,7 +199,7 @@ def _merged(previous: Path, ref: Reference, rows: list[dict]) -> list[dict]:
     return kept + list(fresh.values())
 
 
-def _kept_notes(previous: Path, ref: Reference) -> dict:
+def _kept_notes(previous: Path) -> dict:
     """What people wrote beside the rows of ``previous`` (``notes``: paragraphs of the table's page;
     ``*_trials``: recipes tried and not kept), carried into every refreshed record, so a refresh
     never drops why a row looks as it does. Each note and trial says when and on which faces it
