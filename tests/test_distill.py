@@ -1,7 +1,8 @@
 """GenD-Lite: the EfficientNet-Lite0 port, the shipped student, and the distillation parts.
 
-The full distillation (`deepfake-sdk distill`, ~50 min on 2 cores) is not run here; its parts
-are: the loss, the teacher-label cache, student resolution and the shipped weights' checks."""
+The full distillation (`deepfake-sdk distill`, about an hour on 2 cores) is not run here; its
+parts are: the augmented views, the loss, the teacher-label cache and its projection, a resumed
+training run, student resolution and the shipped weights' checks."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -13,11 +14,15 @@ import torch
 from deepfake_sdk.converters.base import deployable
 from deepfake_sdk.errors import ArtifactError, UnknownModelError
 from deepfake_sdk.imageio import load_image
-from deepfake_sdk.models.backbones.efficientnet_lite import imagenet_classifier
+from deepfake_sdk.models.backbones.efficientnet_lite import LITE0, LITE2, imagenet_classifier
 from deepfake_sdk.models.factory import create_model
 from deepfake_sdk.models.flops import model_macs
+from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.models.tensors import SCALE_SUFFIX, pack_int8, unpack_int8
-from deepfake_sdk.models.gend_lite.distill import DistillConfig, TeacherLabels, agreement, distill_loss
+from deepfake_sdk.models.gend_lite import distill as distill_module
+from deepfake_sdk.models.gend_lite.distill import DistillConfig, TeacherLabels, agreement, distill_loss, train_student
+from deepfake_sdk.training.data import CropSet, Sample
+from deepfake_sdk.training.items import AUGMENTED, CROP, items_for
 from deepfake_sdk.zoo import get_spec, student_spec
 
 from pathlib import Path
@@ -33,9 +38,10 @@ def test_student_resolves_from_backbone_or_zoo_name():
         student_spec("resnet-50")
 
 
-def test_efficientnet_port_keeps_imagenet_judgement():
+@pytest.mark.parametrize("variant", [LITE0, LITE2], ids=lambda v: v.name)
+def test_efficientnet_port_keeps_imagenet_judgement(variant):
     """The ported ImageNet weights call the sample cat a cat (classes 281-285)."""
-    net = imagenet_classifier().eval()
+    net = imagenet_classifier(variant=variant).eval()
     img = load_image(SAMPLES / "cat_no_face.jpg").convert("RGB").resize((224, 224))
     x = (np.asarray(img, np.float32) / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
     with torch.no_grad():
@@ -144,6 +150,95 @@ def test_teacher_labels_are_computed_once_and_kept_on_disk():
     reopened = TeacherLabels(_CountingTeacher(), spec, torch.device("cpu"))
     assert torch.equal(reopened(images)[0], logits) and reopened.teacher.calls == 0
     labels.path.unlink()
+
+
+class _WideTeacher(torch.nn.Module):
+    """A teacher whose unit feature is wider than the cache keeps (as the multi-block one's is)."""
+
+    def logits_and_features(self, pixels):
+        m = pixels.mean(dim=(2, 3))
+        return m[:, :2], torch.nn.functional.normalize(pixels[:, :, :64, :64].flatten(1)[:, :4096], dim=-1)
+
+
+def test_a_wide_teacher_feature_is_cached_as_a_projection_that_keeps_its_cosines():
+    spec = replace(get_spec("gend-lite-fp32"), weights=None)
+    images = np.random.default_rng(2).integers(0, 255, (6, 224, 224, 3), dtype=np.uint8)
+    images[3] = images[2] // 2 + images[3] // 2  # one pair with a clearly positive cosine
+    teacher = _WideTeacher()
+    labels = TeacherLabels(teacher, spec, torch.device("cpu"), batch=3, feature_dim=512)
+    try:
+        _, stored = labels(images)
+        _, full = teacher.logits_and_features(torch.from_numpy(to_batch(images, spec.preprocessing)))
+        assert stored.shape == (6, 512) and torch.allclose(stored.norm(dim=1), torch.ones(6), atol=1e-2)
+        assert (full @ full.T)[2, 3] > 0.5
+        error = (stored @ stored.T - full @ full.T).abs().max()
+        assert error < 0.2, "a random projection to 512 dims keeps cosines within a few 1/sqrt(512)"
+        assert "-d512" in labels.path.name
+    finally:
+        labels.path.unlink(missing_ok=True)
+
+
+def _tiny_crops(n: int = 6) -> CropSet:
+    face = load_image(SAMPLES / "astronaut_face.jpg").convert("RGB").resize((224, 224))
+    base = np.asarray(face)
+    samples = [Sample(f"{i}", i % 2, "s", f"g{i}", "faceswap" if i % 2 else "real") for i in range(n)]
+    return CropSet(samples, np.stack([np.roll(base, 7 * i, axis=1) for i in range(n)]), "x" * 64, [])
+
+
+def test_augmented_views_train_beside_their_crop_and_leave_other_recipes_draws_alone():
+    crops = _tiny_crops()
+    idx = np.arange(len(crops.samples))
+    with_views = items_for(crops, idx, replace(DistillConfig(), degrade=0.0, views_per_crop=2), np.random.default_rng(0))
+    views = np.flatnonzero(with_views.kind == AUGMENTED)
+    assert len(views) == 12 and list(with_views.origin[views]) == [*idx, *idx]
+    assert list(with_views.labels[views]) == [*crops.labels(), *crops.labels()]
+    train = set(with_views.training().tolist())
+    assert set(views) <= train and set(np.flatnonzero(with_views.kind == CROP)) <= train, "a view does not replace its crop"
+    moved = [np.abs(with_views.images[v].astype(int) - crops.images[with_views.origin[v]]).mean() for v in views]
+    assert min(moved) > 1.0, "every view changes the pixels (the teacher labels it anew)"
+    again = items_for(crops, idx, replace(DistillConfig(), degrade=0.0, views_per_crop=2), np.random.default_rng(0))
+    assert np.array_equal(again.images, with_views.images), "the same seed draws the same views"
+    without = items_for(crops, idx, replace(DistillConfig(), degrade=0.0, views_per_crop=0), np.random.default_rng(0))
+    n = len(without)
+    assert np.array_equal(without.images, with_views.images[:n]) and not (without.kind == AUGMENTED).any()
+
+
+class _FixedLabels:
+    """Teacher outputs for a training test: fixed per item pixels, no teacher pass."""
+
+    path = Path("fixed")
+
+    def __call__(self, images):
+        m = torch.from_numpy(images.reshape(len(images), -1).mean(1, dtype=np.float64)).float() / 255
+        return torch.stack([m, 1 - m], -1), torch.nn.functional.normalize(torch.stack([m, 1 - m, m * m], -1), dim=-1)
+
+
+def test_a_distillation_resumed_from_its_checkpoint_trains_as_an_unbroken_one(tmp_path, monkeypatch):
+    spec = get_spec("gend-lite-fp32")
+    crops = _tiny_crops(4)
+    cfg = replace(DistillConfig(), batch_size=2, degrade=0.0, sbi_per_real=0, views_per_crop=0, threads=1, device="cpu")
+    items = items_for(crops, np.arange(4), cfg, np.random.default_rng(0))
+    idx = items.training()
+    unbroken, log = train_student(spec, items, idx, _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "a.pt")
+    assert log["steps"] == 4 and log["resumed_at_epoch"] == 0
+
+    save = distill_module._save_checkpoint
+
+    def save_then_stop(*args):
+        save(*args)
+        raise KeyboardInterrupt  # the session ends after the first epoch's checkpoint
+
+    monkeypatch.setattr(distill_module, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_student(spec, items, idx, _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "b.pt")
+    monkeypatch.setattr(distill_module, "_save_checkpoint", save)
+    resumed, log_b = train_student(spec, items, idx, _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "b.pt")
+    assert log_b["resumed_at_epoch"] == 1 and log_b["steps"] == 4
+    a, b = unbroken.state_dict(), resumed.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    other = items_for(crops, np.arange(3), cfg, np.random.default_rng(0))
+    _, log_c = train_student(spec, other, other.training(), _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "b.pt")
+    assert log_c["resumed_at_epoch"] == 0, "another run's checkpoint (other items) is not resumed"
 
 
 def test_agreement_counts_flips_at_each_models_threshold():

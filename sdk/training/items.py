@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageFilter
 
 from ..imageio import jpeg_roundtrip
 from ..zoo import Preprocessing
@@ -42,20 +42,22 @@ def capped(samples: list[Sample], idx: np.ndarray, cap: int | None) -> np.ndarra
     return np.array(sorted(out), dtype=int)
 
 
-CROP, VIEW, BLEND = 0, 1, 2  # Items.kind: a clean crop, a degraded copy of one, a self-blend
+# Items.kind: a clean crop, a degraded copy of one (trains instead of it), a self-blend, an
+# augmented view (trains beside its crop: a distilled student's extra faces, labelled by its teacher)
+CROP, VIEW, BLEND, AUGMENTED = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class Items:
-    """What training sees: crops (by sample index), degraded copies of some, and self-blends of
-    real crops. Clean crops are also what a fold scores; a crop with a degraded copy trains as
-    that copy."""
+    """What training sees: crops (by sample index), degraded copies of some, self-blends of real
+    crops and, where a recipe asks (``cfg.views_per_crop``), augmented views of every crop.
+    Clean crops are also what a fold scores; a crop with a degraded copy trains as that copy."""
 
     images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # 1 = fake (dataset fakes and self-blends)
     weights: np.ndarray  # per item, labels balanced
     origin: np.ndarray  # sample index the item came from
-    kind: np.ndarray  # CROP, VIEW or BLEND
+    kind: np.ndarray  # CROP, VIEW, BLEND or AUGMENTED
     # With ``items_for(..., masks=True)``: each self-blend's blending mask at half the crop's side
     # (uint8, 255 = fully the altered copy), zero for every other item; else None.
     masks: np.ndarray | None = None
@@ -64,7 +66,8 @@ class Items:
         return len(self.labels)
 
     def training(self) -> np.ndarray:
-        """Indices of the items that train: blends, views, and crops that have no view."""
+        """Indices of the items that train: blends, views, augmented views, and crops that have
+        no degraded view."""
         viewed = set(self.origin[self.kind == VIEW].tolist())
         crop_trains = (self.kind == CROP) & ~np.isin(self.origin, list(viewed))
         return np.flatnonzero(crop_trains | (self.kind != CROP))
@@ -80,10 +83,12 @@ def items_for(crops: CropSet, idx: np.ndarray, cfg, rng: np.random.Generator, ma
     views = [degraded(crops.images[i], rng) for i in viewed]
     drawn = [_self_blended(crops.images[i], rng, cfg.degrade) for _ in range(cfg.sbi_per_real) for i in reals]
     blends = [fake for fake, _ in drawn]
-    images = np.concatenate([crops.images[idx], *(np.stack(part) for part in (views, blends) if part)])
-    origin = np.concatenate([idx, viewed, np.tile(reals, cfg.sbi_per_real)]).astype(int)
-    y = np.concatenate([labels, crops.labels()[viewed], np.ones(len(blends))]).astype(np.int64)
-    kind = np.repeat([CROP, VIEW, BLEND], [len(idx), len(views), len(blends)])
+    per_crop = getattr(cfg, "views_per_crop", 0)  # drawn last: recipes without views keep their draws
+    augmentations = [augmented(crops.images[i], rng) for _ in range(per_crop) for i in idx]
+    images = np.concatenate([crops.images[idx], *(np.stack(part) for part in (views, blends, augmentations) if part)])
+    origin = np.concatenate([idx, viewed, np.tile(reals, cfg.sbi_per_real), np.tile(idx, per_crop)]).astype(int)
+    y = np.concatenate([labels, crops.labels()[viewed], np.ones(len(blends)), np.tile(labels, per_crop)]).astype(np.int64)
+    kind = np.repeat([CROP, VIEW, BLEND, AUGMENTED], [len(idx), len(views), len(blends), len(augmentations)])
     mask_array = None
     if masks:
         side = crops.images.shape[1] // 2
@@ -111,6 +116,28 @@ def degraded(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.15:
         img = img.convert("L").convert("RGB")
     return np.asarray(jpeg_roundtrip(img, int(rng.integers(40, 96))))
+
+
+def augmented(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Another view of the same face, labelled by a teacher (so any change is allowed that a
+    photo of it could show): mirrored half the time, scaled 0.9-1.1 and shifted up to 6% of the
+    side, brightness/contrast/saturation within 20%, blurred a third of the time, re-encoded at
+    JPEG quality 60-95."""
+    img = Image.fromarray(crop)
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    side = img.width
+    scale = rng.uniform(0.9, 1.1)
+    dx, dy = rng.uniform(-0.06, 0.06, 2) * side
+    centre = (side - 1) / 2
+    # Output pixel (x, y) reads input (x / scale + c, y / scale + f): a zoom about the centre, shifted.
+    coeffs = (1 / scale, 0, centre - centre / scale + dx, 0, 1 / scale, centre - centre / scale + dy)
+    img = img.transform(img.size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        img = enhance(img).enhance(rng.uniform(0.8, 1.2))
+    if rng.random() < 1 / 3:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+    return np.asarray(jpeg_roundtrip(img, int(rng.integers(60, 96))))
 
 
 def item_weights(samples: list[Sample], origin: np.ndarray, labels: np.ndarray, cfg) -> np.ndarray:

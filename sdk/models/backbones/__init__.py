@@ -15,6 +15,7 @@ from ...zoo import load_callable
 OFFLINE_DINOV2 = "dinov2-vits14-offline"
 OFFLINE_CLIP = "clip-vitb16-offline"
 EFFICIENTNET_LITE0 = "efficientnet-lite0"
+EFFICIENTNET_LITE2 = "efficientnet-lite2"
 
 BackboneBuilder = Union[Callable[[bool], Any], str]
 _BUILDERS: dict[str, BackboneBuilder] = {}
@@ -38,6 +39,8 @@ register_backbone(OFFLINE_DINOV2, "deepfake_sdk.models.backbones.dinov2_offline:
 register_backbone(OFFLINE_CLIP, "deepfake_sdk.models.backbones.clip_offline:build", "deepfake_sdk.models.backbones.clip_offline:provenance")
 register_backbone(EFFICIENTNET_LITE0, "deepfake_sdk.models.backbones.efficientnet_lite:build",
                   "deepfake_sdk.models.backbones.efficientnet_lite:provenance")
+register_backbone(EFFICIENTNET_LITE2, "deepfake_sdk.models.backbones.efficientnet_lite:build_lite2",
+                  "deepfake_sdk.models.backbones.efficientnet_lite:provenance_lite2")
 
 
 def create_backbone(name: str, pretrained: bool = True):

