@@ -20,7 +20,8 @@ from deepfake_sdk.models.flops import model_macs
 from deepfake_sdk.preprocess import to_batch
 from deepfake_sdk.models.tensors import SCALE_SUFFIX, pack_int8, unpack_int8
 from deepfake_sdk.models.gend_lite import distill as distill_module
-from deepfake_sdk.models.gend_lite.distill import DistillConfig, TeacherLabels, agreement, distill_loss, train_student
+from deepfake_sdk.models.gend_lite.distill import (CrossFittedTeacher, DistillConfig, TeacherLabels, agreement,
+                                                   distill_loss, feature_projection, train_student)
 from deepfake_sdk.training.data import CropSet, Sample
 from deepfake_sdk.training.items import AUGMENTED, CROP, items_for
 from deepfake_sdk.zoo import get_spec, student_spec
@@ -206,8 +207,6 @@ def test_augmented_views_train_beside_their_crop_and_leave_other_recipes_draws_a
 class _FixedLabels:
     """Teacher outputs for a training test: fixed per item pixels, no teacher pass."""
 
-    path = Path("fixed")
-
     def __call__(self, images):
         m = torch.from_numpy(images.reshape(len(images), -1).mean(1, dtype=np.float64)).float() / 255
         return torch.stack([m, 1 - m], -1), torch.nn.functional.normalize(torch.stack([m, 1 - m, m * m], -1), dim=-1)
@@ -219,7 +218,8 @@ def test_a_distillation_resumed_from_its_checkpoint_trains_as_an_unbroken_one(tm
     cfg = replace(DistillConfig(), batch_size=2, degrade=0.0, sbi_per_real=0, views_per_crop=0, threads=1, device="cpu")
     items = items_for(crops, np.arange(4), cfg, np.random.default_rng(0))
     idx = items.training()
-    unbroken, log = train_student(spec, items, idx, _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "a.pt")
+    targets = _FixedLabels()(items.images[idx])
+    unbroken, log = train_student(spec, items, idx, targets, cfg, epochs=2, checkpoint=tmp_path / "a.pt")
     assert log["steps"] == 4 and log["resumed_at_epoch"] == 0
 
     save = distill_module._save_checkpoint
@@ -230,15 +230,32 @@ def test_a_distillation_resumed_from_its_checkpoint_trains_as_an_unbroken_one(tm
 
     monkeypatch.setattr(distill_module, "_save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        train_student(spec, items, idx, _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "b.pt")
+        train_student(spec, items, idx, targets, cfg, epochs=2, checkpoint=tmp_path / "b.pt")
     monkeypatch.setattr(distill_module, "_save_checkpoint", save)
-    resumed, log_b = train_student(spec, items, idx, _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "b.pt")
+    resumed, log_b = train_student(spec, items, idx, targets, cfg, epochs=2, checkpoint=tmp_path / "b.pt")
     assert log_b["resumed_at_epoch"] == 1 and log_b["steps"] == 4
     a, b = unbroken.state_dict(), resumed.state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
     other = items_for(crops, np.arange(3), cfg, np.random.default_rng(0))
-    _, log_c = train_student(spec, other, other.training(), _FixedLabels(), cfg, epochs=2, checkpoint=tmp_path / "b.pt")
+    _, log_c = train_student(spec, other, other.training(), _FixedLabels()(other.images[other.training()]), cfg, epochs=2,
+                             checkpoint=tmp_path / "b.pt")
     assert log_c["resumed_at_epoch"] == 0, "another run's checkpoint (other items) is not resumed"
+
+
+def test_a_cross_fitted_teacher_judges_each_item_by_the_head_that_never_saw_its_source():
+    from deepfake_sdk.models.gend.train_blocks import readout_features
+    from deepfake_sdk.training.linear import LinearFit
+
+    summaries = torch.randn(4, 24, 8)
+    dim = readout_features(summaries, "blocks+patches").shape[1]
+    heads = [LinearFit(np.full(dim, 1.0, np.float32), 0.0, 1, True), LinearFit(np.full(dim, -1.0, np.float32), 0.5, 1, True)]
+    teacher = CrossFittedTeacher(heads, {"a": 0, "b": 1}, "blocks+patches", feature_projection(dim, 16))
+    logits, feats = teacher(summaries, ["a", "b", "b", "a"])
+    x = readout_features(summaries, "blocks+patches")
+    expected = [heads[k].decision(x[i : i + 1])[0] for i, k in enumerate([0, 1, 1, 0])]
+    assert np.allclose((logits[:, 1] - logits[:, 0]).numpy(), expected, atol=1e-4)
+    assert torch.allclose(torch.softmax(logits, -1)[:, 1], torch.sigmoid(torch.tensor(expected)), atol=1e-5)
+    assert feats.shape == (4, 16) and torch.allclose(feats.norm(dim=1), torch.ones(4), atol=1e-5)
 
 
 def test_agreement_counts_flips_at_each_models_threshold():

@@ -28,12 +28,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
-def autocast(device: torch.device):
-    """bf16 autocast where it is fast: CUDA, and CPUs with native bf16 (AVX-512 BF16, AMX);
-    elsewhere a no-op (emulated bf16 on AVX2 is slower than FP32)."""
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 is fast here: CUDA, and CPUs with native bf16 (AVX-512 BF16, AMX); emulated
+    bf16 on AVX2 is slower than FP32."""
     fast_cpu = bool({"avx512_bf16", "amx_bf16"} & device_info().features)
-    enabled = device.type == "cuda" or (device.type == "cpu" and fast_cpu)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    return device.type == "cuda" or (device.type == "cpu" and fast_cpu)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast where it is fast (:func:`fast_bf16`); elsewhere a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast_bf16(device))
 
 
 

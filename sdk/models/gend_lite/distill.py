@@ -1,22 +1,31 @@
 """Distillation: a GenD teacher's judgement into a student whose every weight trains.
 
 ``deepfake-sdk distill --teacher gend-fp32 --student efficientnet-lite0 --data ../shared/data``
-(or ``deepfake_sdk.distill(...)``). The student sees the teacher's training universe: every
-manifest's crops, a degraded copy of half of them and one self-blend per real face, all
-labelled by the teacher (which labels any face; the self-blends and copies cost nothing). The
-loss is
+(or ``deepfake_sdk.distill(...)``). The student sees the teacher's training universe and more:
+every manifest's crops, a degraded copy of half of them, one self-blend per real face and
+``views_per_crop`` augmented views of every crop (flip, scale/shift, colour, blur, JPEG), all
+labelled by the teacher (which labels any face; the extra faces cost one teacher pass each).
+The loss is
 
 * ``T^2 * KL(teacher || student)`` on temperature-``T`` probabilities (the teacher's soft
   judgement, including how unsure it is);
 * ``1 - cos(projector(student feature), teacher unit feature)``: the student's feature,
   mapped by a training-only linear projector, points where the teacher's does (logits alone
-  carry one number per face; the 768-d feature carries why);
+  carry one number per face; the feature carries why). A multi-block teacher's 18,432-d
+  feature is kept as a fixed random projection, optionally centred;
 * cross-entropy on the labels, generated fakes up-weighted as GenD's recipe does.
 
-The teacher runs once per item: its logits and unit features are cached on disk, keyed by the
-item's pixels (crop and augmentation), so folds, reruns and later epochs reuse them and a CPU
-trains the student alone. Held-out family folds train a student on the fold's training items
-and score the held-out family; the card puts the student beside the teacher on those folds.
+Which teacher judgement: the shipped teacher's (:class:`TeacherLabels`), or, for a teacher whose
+head is a logistic regression on frozen block summaries, a cross-fitted one
+(:class:`CrossFittedTeacher`): the shipped head has seen every training crop and calls them
+almost perfectly, so its soft labels on them are nearly the hard labels; heads fitted without
+an item's source judge it as the teacher judges faces it never saw.
+
+The teacher runs once per item: its outputs (or block summaries) are cached on disk, keyed by
+the item's pixels (crop and augmentation), and the student's training is checkpointed every
+epoch, so reruns resume and a CPU trains the student alone. Held-out family folds (a stress
+test) train a student on the fold's training items; the card's ``validation`` section puts the
+student beside the teacher on the validation set, per family.
 """
 from __future__ import annotations
 
@@ -42,15 +51,17 @@ from ...paths import cache_dir
 from ...preprocess import to_batch
 from ...training.baselines import LogisticProbe, metadata_features
 from ...training import validation
+from ...training.features import block_summaries
 from ...training.folds import Fold, make_folds
 from ...training.items import Items, capped, items_for, load_crops, weighted_for
 from ...training.records import model_card, write_card
-from ...training.runs import THRESHOLD_FPR, autocast, resolve_device, threshold_at_fpr
+from ...training.runs import THRESHOLD_FPR, autocast, fast_bf16, resolve_device, threshold_at_fpr
 from ...zoo import ModelSpec, get_spec, student_spec
 from ..backbones import backbone_provenance
 from ..contract import DetectorModel
 from ..factory import create_model
 from ..flops import model_macs
+from ..gend.model import BlockNormHead
 
 from ..tensors import pack_int8, stored_roundtrip
 
@@ -79,7 +90,13 @@ class DistillConfig:
     # Match the teacher's features after removing their mean over the training items: the
     # multi-block feature shares one large direction (cosine loss ~0.05 from the first steps),
     # so uncentred it says little about how faces differ.
-    center_teacher_features: bool = False
+    center_teacher_features: bool = True
+    # A multi-block teacher's head is a logistic regression fitted on these very crops: on them
+    # its probabilities are near 0/1 (AUC 0.996 on the training crops, 0.854 on validation), so
+    # its "soft" labels are the labels. With crossfit_parts > 0 each item is judged instead by a
+    # head fitted without its source's part of the sources (the teacher's frozen backbone, the
+    # same readout and C): how the teacher judges sources it never saw.
+    crossfit_parts: int = 5
     generated_weight: float = 2.0
     per_source_cap: int | None = 400
     fold_per_source_cap: int | None = 150  # fold students see fewer faces per source: five of them on a CPU
@@ -185,6 +202,70 @@ class TeacherLabels:
                        "features": self.features.contiguous()}, str(tmp))
 
 
+def summary_teacher(teacher: DetectorModel) -> bool:
+    """A teacher whose head reads cached block summaries (GenD's multi-block readout)."""
+    return isinstance(getattr(teacher, "head", None), BlockNormHead) and hasattr(teacher.backbone, "summaries")
+
+
+def teacher_summaries(teacher: DetectorModel, spec: ModelSpec, images: np.ndarray) -> torch.Tensor:
+    """Block summaries of ``images`` (``training.features`` cache), in bf16 autocast where that
+    is fast (kept under its own cache name, apart from the FP32 summaries a GenD recipe reads)."""
+    device = torch.device("cpu")
+    name = f"{spec.backbone}-{'bf16' if fast_bf16(device) else 'fp32'}"
+    with autocast(device):
+        return block_summaries(teacher.backbone, images, spec.preprocessing, name, batch=32).float()
+
+
+@dataclass
+class CrossFittedTeacher:
+    """The multi-block teacher as it judges unseen sources: ``parts`` heads, each a logistic
+    regression on the teacher's frozen summaries fitted (with the shipped head's readout, C and
+    weights: ``train_blocks.fit``) on every training crop and self-blend but those of one part of
+    the sources. An item is judged by the head that never saw its source."""
+
+    heads: list
+    part_of: dict[str, int]
+    readout: str
+    projection: torch.Tensor | None
+
+    @classmethod
+    def fit(cls, data_dir: Path, spec: ModelSpec, teacher: DetectorModel, parts: int, feature_dim: int) -> "CrossFittedTeacher":
+        from ..gend import train_blocks
+
+        card = json.loads(spec.card_path.read_text())
+        chosen = card["validation"]["chosen"]
+        cfg = train_blocks.BlocksConfig(**{k: v for k, v in card["config"].items() if k in ("per_source_cap", "generated_weight")})
+        universe = train_blocks.prepare(data_dir, spec, cfg, teacher.backbone)
+        sources = np.array([s.source for s in universe.crops.samples])
+        names = sorted(set(sources))
+        part_of = {name: k % parts for k, name in enumerate(names)}
+        every = np.arange(len(sources))
+        heads = []
+        for part in range(parts):
+            train = every[np.array([part_of[n] != part for n in sources])]
+            heads.append(train_blocks.fit(universe, train, chosen["readout"], chosen["c"], cfg))
+            print(f"[crossfit] head {part + 1}/{parts} fitted without {sum(v == part for v in part_of.values())} sources",
+                  flush=True)
+        dim = train_blocks.readout_features(universe.features[:1], chosen["readout"]).shape[1]
+        return cls(heads, part_of, chosen["readout"], feature_projection(dim, feature_dim))
+
+    def __call__(self, summaries: torch.Tensor, sources: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(two-class logits, unit features projected like :class:`TeacherLabels`'s) per item."""
+        from ..gend.train_blocks import readout_features
+
+        x = readout_features(summaries, self.readout)
+        decision = torch.zeros(len(x))
+        part = np.array([self.part_of.get(s, 0) for s in sources])
+        for k, head in enumerate(self.heads):
+            rows = np.flatnonzero(part == k)
+            if len(rows):
+                decision[rows] = torch.from_numpy(head.decision(x[rows])).float()
+        feats = F.normalize(x, p=2, dim=-1)
+        if self.projection is not None:
+            feats = F.normalize(feats @ self.projection, p=2, dim=-1)
+        return torch.stack([-decision / 2, decision / 2], -1), feats
+
+
 # ------------------------------------------------------------------------------- the losses
 
 
@@ -210,9 +291,10 @@ def fresh_student(spec: ModelSpec) -> DetectorModel:
     return create_model(replace(spec, weights=None))
 
 
-def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: TeacherLabels, cfg: DistillConfig,
-                  epochs: int, checkpoint: Path | None = None) -> tuple[DetectorModel, dict]:
-    """A fresh student trained on items ``idx`` against the teacher's cached outputs.
+def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, targets: tuple[torch.Tensor, torch.Tensor],
+                  cfg: DistillConfig, epochs: int, checkpoint: Path | None = None) -> tuple[DetectorModel, dict]:
+    """A fresh student trained on items ``idx`` against the teacher's outputs for them
+    (``targets``: logits (N, 2) and unit features (N, D), row k for item ``idx[k]``).
 
     With ``checkpoint``, the student, projector, optimiser and schedule are saved there after
     every epoch and a run with the same items and settings resumes from the last one (each
@@ -221,7 +303,7 @@ def train_student(spec: ModelSpec, items: Items, idx: np.ndarray, labels: Teache
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    t_logits, t_feats = labels(items.images[idx])
+    t_logits, t_feats = targets
     if cfg.center_teacher_features:
         t_feats = F.normalize(t_feats - t_feats.mean(0, keepdim=True), p=2, dim=-1)
     items = weighted_for(items, idx)
@@ -296,9 +378,9 @@ def _resume(path: Path | None, parts: dict, idx: np.ndarray) -> tuple[int, list[
     return int(state["meta"]["epochs_done"]), json.loads(state["meta"]["steps"])
 
 
-def checkpoint_path(spec: ModelSpec, cfg: DistillConfig, teacher: TeacherLabels, purpose: str) -> Path:
+def checkpoint_path(spec: ModelSpec, cfg: DistillConfig, teacher: str, purpose: str) -> Path:
     """Where a run of these settings keeps its checkpoint (settings that change training change it)."""
-    key = hashlib.sha256(json.dumps({**cfg.to_dict(), "threads": None, "device": None, "teacher": teacher.path.name,
+    key = hashlib.sha256(json.dumps({**cfg.to_dict(), "threads": None, "device": None, "teacher": teacher,
                                      "purpose": purpose}, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / "distill" / f"{spec.base_name}-{key}.pt"
 
@@ -337,6 +419,7 @@ class Distillation:
     items: Items
     labels: TeacherLabels
     metadata: np.ndarray
+    crossfit: CrossFittedTeacher | None = None
 
     @classmethod
     def prepare(cls, data_dir: Path, teacher: str, student: str, cfg: DistillConfig) -> "Distillation":
@@ -349,7 +432,29 @@ class Distillation:
         teacher_model = create_model(t_spec)
         labels = TeacherLabels(teacher_model, t_spec, resolve_device(cfg.device), cfg.teacher_batch,
                                feature_dim=cfg.teacher_feature_dim)
-        return cls(Path(data_dir), t_spec, s_spec, cfg, crops, items, labels, metadata_features(crops.samples, data_dir))
+        crossfit = None
+        if cfg.crossfit_parts and summary_teacher(teacher_model):
+            crossfit = CrossFittedTeacher.fit(Path(data_dir), t_spec, teacher_model, cfg.crossfit_parts,
+                                              cfg.teacher_feature_dim)
+        elif cfg.crossfit_parts:
+            print(f"[teacher] {teacher}'s head does not read block summaries: the shipped teacher labels every item",
+                  flush=True)
+        return cls(Path(data_dir), t_spec, s_spec, cfg, crops, items, labels, metadata_features(crops.samples, data_dir),
+                   crossfit)
+
+    def targets(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's logits and unit features for items ``idx``: cross-fitted where the
+        config asks (:class:`CrossFittedTeacher`), else the shipped teacher's (:class:`TeacherLabels`)."""
+        if self.crossfit is None:
+            return self.labels(self.items.images[idx])
+        t0 = time.time()
+        summaries = teacher_summaries(self.labels.teacher, self.teacher_spec, self.items.images[idx])
+        self.labels.seconds += time.time() - t0
+        return self.crossfit(summaries, [self.crops.samples[o].source for o in self.items.origin[idx]])
+
+    @property
+    def teacher_key(self) -> str:
+        return self.labels.path.name + (f"-crossfit{self.cfg.crossfit_parts}" if self.crossfit else "")
 
     def train_items(self, sample_idx: np.ndarray, cap: int | None) -> np.ndarray:
         chosen = capped(self.crops.samples, sample_idx, cap)
@@ -366,8 +471,8 @@ class Distillation:
 
     def evaluate_fold(self, fold: Fold, teacher_card: dict) -> dict:
         y = self.crops.labels()
-        student, log = train_student(self.student_spec, self.items, self.train_items(fold.train, self.cfg.fold_per_source_cap), self.labels,
-                                     self.cfg, self.cfg.fold_epochs)
+        train = self.train_items(fold.train, self.cfg.fold_per_source_cap)
+        student, log = train_student(self.student_spec, self.items, train, self.targets(train), self.cfg, self.cfg.fold_epochs)
         ours = student_scores(student, self.crops.images[fold.test], self.student_spec)
         teacher = self.teacher_scores(fold.test)
         meta = LogisticProbe().fit(self.metadata[fold.train], y[fold.train]).predict(self.metadata[fold.test])
@@ -392,8 +497,9 @@ def distill(teacher: str, student: str, data_dir: Path, out_dir: Path | None = N
     out_dir = Path(out_dir) if out_dir else spec.weights_path.parent
     folds, final = make_folds(run.crops.samples)
     print(f"[final] {spec.name} on {len(final.train)} crops (real pool of {len(final.test)} held out)", flush=True)
-    model, log = train_student(spec, run.items, run.train_items(final.train, cfg.per_source_cap), run.labels, cfg,
-                               cfg.epochs, checkpoint_path(spec, cfg, run.labels, "final"))
+    train = run.train_items(final.train, cfg.per_source_cap)
+    model, log = train_student(spec, run.items, train, run.targets(train), cfg, cfg.epochs,
+                               checkpoint_path(spec, cfg, run.teacher_key, "final"))
     pool = student_scores(model, run.crops.images[final.test], spec)
     threshold = threshold_at_fpr(pool, THRESHOLD_FPR)
     teacher_pool = run.teacher_scores(final.test)
@@ -497,8 +603,11 @@ def _card(run: Distillation, final: Fold, log: dict, threshold: float, pool_agre
         recipe_note=(f"T={cfg.temperature} KL x{cfg.w_kl} + feature cosine (training-only projector) x{cfg.w_feature}"
                      f" + label CE x{cfg.w_ce}; crops, degraded copies ({cfg.degrade:.0%}), {cfg.sbi_per_real} "
                      f"self-blend per real and {cfg.views_per_crop} augmented views per crop (flip, scale/shift, "
-                     "colour, blur, JPEG 60-95), all labelled by the teacher once (cached); teacher features "
-                     f"projected to {cfg.teacher_feature_dim} dims; horizontal flips"),
+                     "colour, blur, JPEG 60-95), all labelled by the teacher once (cached): "
+                     + (f"cross-fitted: each item judged by a head fitted without its source's part "
+                        f"({cfg.crossfit_parts} parts of the sources)" if run.crossfit else "the shipped teacher")
+                     + f"; teacher features projected to {cfg.teacher_feature_dim} dims"
+                     + (", centred over the training items" if cfg.center_teacher_features else "") + "; horizontal flips"),
         data={"folder": str(run.data_dir), "manifests": run.crops.manifest_sha256, "crops": len(run.crops.samples),
               "training_items": log["items"], "generated_fake_weight": cfg.generated_weight,
               "per_source_cap": cfg.per_source_cap},
