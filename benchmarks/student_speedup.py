@@ -1,7 +1,7 @@
 """Distilled students against their teacher, INT8 on the same runtime, timed interleaved.
 
-    python benchmarks/student_speedup.py --data ../shared/data --out benchmarks/results/avx512-vnni \
-        --students gend-lite-efficientnet-lite0-int8,gend-lite-efficientnet-lite2-int8
+    python benchmarks/student_speedup.py --data ../shared/data --out benchmarks/results/avx512-vnni
+    (--students a-int8,b-int8 to time several distilled students in the same rounds)
 
 Builds (or reuses from the cache) each student and the teacher (default ``gend-int8``, the
 default GenD every student is distilled from) on each runnable target, then times them at
