@@ -57,14 +57,20 @@ def auc_with_interval(samples: list[Sample], scores: np.ndarray, keep: np.ndarra
             "real": int((labels == 0).sum()), "fake": int((labels == 1).sum())}
 
 
+def subsets(samples: list[Sample]) -> dict[str, np.ndarray]:
+    """The faces each report row reads: all of them ("overall"), and per family present, that
+    family's fakes with every real face."""
+    real = np.array([s.label == 0 for s in samples])
+    out = {"overall": np.ones(len(samples), bool)}
+    out.update({f: real | np.array([s.family == f for s in samples]) for f in FAMILIES
+                if any(s.family == f for s in samples)})
+    return out
+
+
 def report(samples: list[Sample], scores: np.ndarray, metadata_scores: np.ndarray | None = None) -> dict:
     """AUC overall and per family (with intervals), and the metadata control's beside each."""
-    real = np.array([s.label == 0 for s in samples])
-    subsets = {"overall": np.ones(len(samples), bool)}
-    subsets.update({f: real | np.array([s.family == f for s in samples]) for f in FAMILIES
-                    if any(s.family == f for s in samples)})
     out = {}
-    for name, keep in subsets.items():
+    for name, keep in subsets(samples).items():
         row = auc_with_interval(samples, scores, keep)
         if metadata_scores is not None:
             control = auc_with_interval(samples, metadata_scores, keep)

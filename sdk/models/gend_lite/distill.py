@@ -130,6 +130,11 @@ def feature_projection(dim: int, out_dim: int) -> torch.Tensor | None:
     return torch.randn(dim, out_dim, generator=generator) / math.sqrt(out_dim)
 
 
+def projected(unit: torch.Tensor, projection: torch.Tensor | None) -> torch.Tensor:
+    """Unit features through :func:`feature_projection` (unit-normalised again), or as they are."""
+    return unit if projection is None else F.normalize(unit @ projection, p=2, dim=-1)
+
+
 class TeacherLabels:
     """The teacher's logits and unit features for items, computed once and kept on disk.
 
@@ -183,9 +188,7 @@ class TeacherLabels:
     def _stored(self, feats: torch.Tensor) -> torch.Tensor:
         if self.projection is None and feats.shape[1] > self.feature_dim:
             self.projection = feature_projection(feats.shape[1], self.feature_dim)
-        if self.projection is not None:
-            feats = F.normalize(feats @ self.projection, p=2, dim=-1)
-        return feats.half()
+        return projected(feats, self.projection).half()
 
     def _append(self, keys: list[bytes], logits: torch.Tensor, feats: torch.Tensor) -> None:
         base = len(self.logits)
@@ -260,10 +263,7 @@ class CrossFittedTeacher:
             rows = np.flatnonzero(part == k)
             if len(rows):
                 decision[rows] = torch.from_numpy(head.decision(x[rows])).float()
-        feats = F.normalize(x, p=2, dim=-1)
-        if self.projection is not None:
-            feats = F.normalize(feats @ self.projection, p=2, dim=-1)
-        return torch.stack([-decision / 2, decision / 2], -1), feats
+        return torch.stack([-decision / 2, decision / 2], -1), projected(F.normalize(x, p=2, dim=-1), self.projection)
 
 
 # ------------------------------------------------------------------------------- the losses
@@ -536,13 +536,11 @@ def validation_section(run: Distillation, student: DetectorModel, threshold: flo
     control = validation.metadata_control(run.data_dir, val.samples)
     report = validation.report(val.samples, ours, control)
     teacher_report = validation.report(val.samples, teacher)
-    families = {"overall": np.ones(len(val.samples), bool)}
-    families.update({f: np.array([s.label == 0 or s.family == f for s in val.samples]) for f in validation.FAMILIES})
     return {"manifest": validation.VALIDATION_MANIFEST, "faces": len(val.samples), **report,
             "teacher": {"model": run.teacher_spec.base_name, **teacher_report},
             "gap_to_teacher": {k: round(teacher_report[k]["auc"] - report[k]["auc"], 4) for k in report},
             "agreement_with_teacher": {k: agreement(ours[keep], teacher[keep], threshold, run.teacher_spec.threshold)
-                                       for k, keep in families.items() if keep.any()}}
+                                       for k, keep in validation.subsets(val.samples).items()}}
 
 
 def restore(teacher: str, student: str, data_dir: Path, out_dir: Path | None = None) -> dict:
