@@ -44,7 +44,7 @@ def _quantize(model, request: ExportRequest):
     # Run-time activations: the Linears (the ViTs' weights). Static: every op XNNPACK quantizes
     # (convolutions, their ReLU6 and residual adds fused), which a CNN needs to be INT8 at all.
     static = cfg.activations == "static"
-    quantizer = XNNPACKQuantizer().set_global(scheme) if static else XNNPACKQuantizer().set_module_type(torch.nn.Linear, scheme)
+    quantizer = XNNPACKQuantizer().set_global(scheme)
     quantized = quantize_part(model, quantizer, request.calibration, keep_stem_float=cfg.keep_first_layer_float,
                               float_layers=cfg.float_layers)
     return quantized, {

@@ -22,6 +22,9 @@ class OnnxRuntime(Runtime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or requested_threads() or 0
         options.log_severity_level = 3
+        # e.g. folding INT8-stored Conv weights once at load (converters/onnx.py)
+        for key, value in ((artifact.manifest.get("quantization") or {}).get("runtime_config") or {}).items():
+            options.add_session_config_entry(key, str(value))
         try:
             self.session = ort.InferenceSession(
                 str(artifact.model_file), options, providers=["CPUExecutionProvider"]

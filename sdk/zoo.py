@@ -88,6 +88,10 @@ class ModelSpec:
     # INT8 activation scheme this architecture wants, over the target row's (measured on ViTs):
     # "static" for a ReLU6 CNN, whose convolutions then run INT8 too. None: the row's scheme.
     int8_activations: str | None = None
+    # ``(target, scheme)`` pairs over ``int8_activations`` where one target wants the other scheme
+    # (a CNN: run-time activations where the runtime has INT8-weight convolutions that keep the
+    # stored weight grid, static where its run-time scheme was measured to drift more).
+    int8_activations_on: tuple[tuple[str, str], ...] = ()
     # ``(target, n)`` pairs: its n most sensitive Linears kept float on that target, over the
     # row's floor: where its all-INT8 build passes the build gate yet flips held-out faces near
     # its threshold, and the floor was measured to help (a target not named keeps the row's).
@@ -121,7 +125,8 @@ class ModelSpec:
 
     def int8_recipe_overrides(self, target: str | None) -> dict:
         """What this model asks of ``config_for`` on ``target`` over the row's INT8 defaults."""
-        return {"activations": self.int8_activations, "min_float_layers": dict(self.int8_float_floor).get(target),
+        activations = dict(self.int8_activations_on).get(target, self.int8_activations)
+        return {"activations": activations, "min_float_layers": dict(self.int8_float_floor).get(target),
                 "weight_symmetric": False if target in self.int8_asymmetric_weights else None}
 
     def to_dict(self) -> dict:

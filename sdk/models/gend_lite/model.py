@@ -56,7 +56,7 @@ class Student(DetectorModel):
 
     def export_hints(self) -> ExportHints:
         if isinstance(self.backbone, EfficientNetLite):
-            # INT8 activations are static for this student: its spec says so (ModelSpec.int8_activations).
+            # The INT8 activation scheme per target is the spec's (ModelSpec.int8_activations_on).
             # The "stem" kept float under keep_first_layer_float is the stem conv and the first two
             # MBConv blocks: at 112x112 they carry the finest residual detail, and INT8 weights of
             # just these three layers (stem, blocks 0-1 depthwise) cost most of the drift
