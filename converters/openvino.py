@@ -84,7 +84,8 @@ def _compress_weights(model, cfg, hints: ExportHints):
                                           ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False))
         engine = {"engine": "nncf.compress_weights", "mode": _weight_mode(cfg).value}
     return model, {**engine, "ignored_scope": patterns,
-                        "activations": f"int8 per token, groups of {DYNAMIC_GROUP_SIZE}, at run time",
+                        "activations": f"MatMul inputs int8 per token in groups of {DYNAMIC_GROUP_SIZE} at run time "
+                                       "(CPUs with VNNI); convolutions float on the INT8 weights",
                         "runtime_config": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": str(DYNAMIC_GROUP_SIZE)}}
 
 

@@ -281,9 +281,10 @@ def test_the_cnn_student_asks_for_its_own_int8_activation_scheme_per_target():
     from deepfake_sdk.quantization.config import config_for
 
     spec = get_spec("gend-lite-int8")
-    recipes = {t: config_for("int8", t, **spec.int8_recipe_overrides(t)) for t in ("onnx", "openvino", "executorch", "tflite")}
+    targets = ("onnx", "openvino", "executorch", "tflite", "coreml")
+    recipes = {t: config_for("int8", t, **spec.int8_recipe_overrides(t)) for t in targets}
     assert {t: r.activations for t, r in recipes.items()} == {
-        "onnx": "dynamic", "openvino": "dynamic", "executorch": "dynamic", "tflite": "static"}
+        "onnx": "dynamic", "openvino": "dynamic", "executorch": "dynamic", "tflite": "static", "coreml": "static"}
     assert config_for("int8", "tflite").activations == "dynamic"  # the row's, which the student overrides
     assert get_spec("gend-int8").int8_recipe_overrides("tflite")["activations"] is None
 

@@ -23,7 +23,8 @@ FAMILY = register_family(Family(
 ))
 
 # The CNN students' INT8 activation scheme (ModelSpec.int8_activations / int8_activations_on).
-STUDENT_ACTIVATIONS, STUDENT_ACTIVATIONS_ON = "dynamic", (("tflite", "static"),)
+# Core ML's INT8 is W8A8 with static ranges whatever the recipe says; its manifest says so too.
+STUDENT_ACTIVATIONS, STUDENT_ACTIVATIONS_ON = "dynamic", (("tflite", "static"), ("coreml", "static"))
 
 _LITE0_CARD = FAMILY.weights_dir / "gend_lite_efficientnet_lite0.card.json"
 EFFICIENTNET_STUDENT = ModelSpec(
