@@ -14,7 +14,10 @@ from ..errors import UsageError
 from ..targets import get_target
 
 
-ACTIVATION_SCHEMES = ("static", "dynamic")
+# "static": ranges fixed at export from calibration crops; "dynamic": measured per inference;
+# "float": no activation is quantized, INT8-stored weights are dequantized once and the
+# arithmetic is float (where a runtime has no run-time scheme that keeps the weight grid).
+ACTIVATION_SCHEMES = ("static", "dynamic", "float")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
 
@@ -32,7 +35,7 @@ class Int8Config:
     """
 
     per_channel: bool = True  # one weight scale per output channel
-    activations: str = "static"  # "static" | "dynamic"
+    activations: str = "static"  # "static" | "dynamic" | "float" (ACTIVATION_SCHEMES)
     # x86 CPUs without VNNI (AVX2/AVX-512) multiply u8 x s8 with VPMADDUBSW, whose int16 pair
     # sums saturate; ONNX then uses u8 weights (u8 x u8 kernels), OpenVINO 7-bit weights.
     # Measured on gend (618 crops, ONNX): flips 1.3% -> 0.5%.
@@ -129,6 +132,9 @@ def config_for(precision: str, target: str | None = None, activations: str | Non
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
         row = get_target(target)
+        if activations is not None and activations not in row.int8_schemes:
+            raise UsageError(f"target {target!r} builds INT8 activations {', '.join(row.int8_schemes)}, "
+                             f"not {activations!r}")
         floor = row.int8_min_float_layers if min_float_layers is None else min_float_layers
         symmetric = Int8Config.weight_symmetric if weight_symmetric is None else weight_symmetric
         return Int8Config(activations=activations or row.int8_activations, min_float_layers=floor,

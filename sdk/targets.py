@@ -21,6 +21,7 @@ class Target:
     model_suffix: str  # the artifact's model file
     predicts_on_linux: bool = True  # False: artifacts build here, prediction needs another OS
     int8_activations: str = "static"  # Int8Config.activations that passes the parity gate here
+    int8_schemes: tuple[str, ...] = ("static", "dynamic")  # the Int8Config.activations its converter builds
     int8_min_float_layers: int = 0  # Int8Config.min_float_layers: sensitive Linears always float
     runtime_versions: str = ""  # releases of the runtime the numerics were recorded with (">=a,<b")
     description: str = ""
@@ -42,7 +43,7 @@ TARGETS: dict[str, Target] = {
                int8_min_float_layers=8,
                description="ExecuTorch lowered to XNNPACK (Android, iOS, embedded), PT2E INT8"),
         Target("tflite", "tflite", "tflite", ("fp32", "int8"), "tflite", ".tflite",
-               int8_activations="dynamic", runtime_versions=">=2.3,<2.4",
+               int8_activations="dynamic", int8_schemes=("static", "dynamic", "float"), runtime_versions=">=2.3,<2.4",
                description="TFLite / LiteRT (Android, edge TPUs, microcontrollers), PT2E INT8"),
         Target("coreml", "coreml", "coreml", ("fp32", "fp16", "int8", "w8"), "coreml", ".mlpackage",
                predicts_on_linux=False,

@@ -121,3 +121,44 @@ def test_executorch_run_time_activations_quantize_convolutions_too(tiny):
     assert sum("choose_qparams" in t for t in targets) == 3, "stem, pointwise and Linear; not the depthwise"
     got = converted(x[:1]).detach().numpy()
     assert 0 < np.abs(got - expected[:1]).max() < 0.05 * np.abs(expected).max()
+
+
+def test_litert_float_activations_store_int8_weights_and_give_them_back_exactly(tiny, tmp_path):
+    """``activations="float"`` on LiteRT: INT8 weights behind constant DEQUANTIZE ops, float
+    convolutions, so a model whose weights lie on the grid runs as its reference does."""
+    litert_torch = pytest.importorskip("litert_torch")
+    from ai_edge_litert.interpreter import Interpreter
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    from deepfake_sdk.converters.tflite import weight_only_config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    model, x, expected = tiny
+    quantizer = PT2EQuantizer().set_global(weight_only_config(per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(model, (x[:1],)).module(), quantizer)
+    prepared(x[:1])
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    path = tmp_path / "tiny.tflite"
+    litert_torch.convert(converted, (x[:1],), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
+    interpreter = Interpreter(model_path=str(path))
+    int8 = [d for d in interpreter.get_tensor_details() if d["dtype"] == np.int8]
+    shapes = sorted(tuple(int(v) for v in d["shape"]) for d in int8)
+    assert shapes == [(1, 3, 3, 8), (8, 3, 3, 3), (16, 1, 1, 8)], "the three convolutions' weights, LiteRT layout"
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1].numpy())
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, expected[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_a_target_refuses_an_activation_scheme_its_converter_does_not_build():
+    from deepfake_sdk.errors import UsageError
+    from deepfake_sdk.quantization.config import Int8Config, config_for
+
+    assert config_for("int8", "tflite", activations="float").activations == "float"
+    for target in ("onnx", "openvino", "executorch", "coreml"):
+        with pytest.raises(UsageError, match="builds INT8 activations static, dynamic, not 'float'"):
+            config_for("int8", target, activations="float")
+    with pytest.raises(UsageError, match="activations='weights'"):
+        Int8Config(activations="weights")

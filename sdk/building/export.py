@@ -75,6 +75,9 @@ def export(
         raise UsageError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:
         raise UsageError(f"target {target!r} writes {', '.join(tgt.precisions)}, not {precision!r}")
+    if precision == "int8" and recipe.activations not in tgt.int8_schemes:
+        raise UsageError(f"target {target!r} builds INT8 activations {', '.join(tgt.int8_schemes)}, "
+                         f"not {recipe.activations!r}")
     calib = None
     if precision == "int8":
         calib = calibration if isinstance(calibration, CalibrationSet) else \
