@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 
-from deepfake_sdk.verification.benchmark import interleaved_latency
+from deepfake_sdk.verification.benchmark import bar_chart, interleaved_latency
 from deepfake_sdk.building.build import ensure_artifact
 from deepfake_sdk.device import device_info
 from deepfake_sdk.preprocess import to_batch
@@ -51,9 +52,20 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "student_speedup.json").write_text(json.dumps(
-        {"cpu": device_info().describe(), "students": [s.name for s in students], "teacher": teacher.name,
-         "rounds": args.rounds, "rows": rows}, indent=1))
+    record = {"cpu": device_info().describe(), "students": [s.name for s in students], "teacher": teacher.name,
+              "rounds": args.rounds, "rows": rows, "date": time.strftime("%Y-%m-%d")}
+    (args.out / "student_speedup.json").write_text(json.dumps(record, indent=1) + "\n")
+    plot(record, args.out / "student_speedup.png")
+
+
+def plot(record: dict, path: Path) -> None:
+    """Latency per target: the teacher's bar, then each student's with its speed-up."""
+    bars = []
+    for row in (r for r in record["rows"] if r.get("status") == "ok"):
+        bars.append((f"{row['target']}: {record['teacher']}", row["teacher_ms"]))
+        bars += [(f"{row['target']}: {name} ({s['speedup']}x)", s["ms"]) for name, s in row["students"].items()]
+    bar_chart(f"INT8 latency at batch 1, ms (median of {record['rounds']} interleaved rounds)", bars, path, unit=" ms",
+              left=420)
 
 
 if __name__ == "__main__":
