@@ -1,9 +1,9 @@
 """ExecuTorch ``.pte`` lowered to XNNPACK (Android, iOS, embedded Linux CPUs).
 
 INT8: the model's quantized part goes through PT2E with ``XNNPACKQuantizer`` (symmetric,
-per-channel weights) on its Linear layers and is swapped back beside the float head; by default
-(the target's row) activations are quantized dynamically per inference (XNNPACK's qd8 x qc8w
-kernels). Static INT8 here also rounds each Linear's output to one scale: Pearson 0.975 vs
+per-channel weights) and is swapped back beside the float head; by default (the target's row)
+activations are quantized dynamically per inference (XNNPACK's qd8 x qc8w kernels: Linears and
+full convolutions; a depthwise convolution has none and stays float). Static INT8 here also rounds each Linear's output to one scale: Pearson 0.975 vs
 0.9997 dynamic on gend. The whole model is then exported at batch 1 and lowered with
 ``XnnpackPartitioner``. Ops XNNPACK does not take (LayerNorm, some copies) run in ExecuTorch's
 portable kernels.
@@ -41,8 +41,9 @@ def export(request: ExportRequest) -> ExportResult:
 def _quantize(model, request: ExportRequest):
     cfg = request.quantization
     scheme = get_symmetric_quantization_config(is_per_channel=cfg.per_channel, is_dynamic=cfg.activations == "dynamic")
-    # Run-time activations: the Linears (the ViTs' weights). Static: every op XNNPACK quantizes
-    # (convolutions, their ReLU6 and residual adds fused), which a CNN needs to be INT8 at all.
+    # Run-time activations: the qd8 patterns, Linears and full convolutions (a ViT's exported
+    # blocks have only Linears). Static: every op XNNPACK quantizes (convolutions, their ReLU6
+    # and residual adds fused).
     static = cfg.activations == "static"
     quantizer = XNNPACKQuantizer().set_global(scheme)
     quantized = quantize_part(model, quantizer, request.calibration, keep_stem_float=cfg.keep_first_layer_float,

@@ -39,6 +39,7 @@ from onnxruntime.quantization.qdq_loss_debug import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ..models.contract import ExportHints
+from ..quantization.grid import int8_levels
 from ..quantization.sensitivity import sqnr_db
 from .base import (
     INPUT_NAME,
@@ -190,8 +191,8 @@ ORT_FOLD_DEQUANTIZED_WEIGHTS = "session.disable_quant_qdq"  # a SessionOptions c
 
 def int8_conv_weights(model: onnx.ModelProto, excluded: set[str]) -> int:
     """Store every Conv weight outside ``excluded`` as INT8 behind a per-channel ``DequantizeLinear``
-    (symmetric, ``max|w| / 127``: the grid a distilled student's weights already lie on, so they
-    come back exactly); the convolution itself runs in float. ORT's dynamic INT8 for Conv
+    (the shared grid, ``quantization/grid.py``: a distilled student's weights already lie on it,
+    so they come back exactly); the convolution itself runs in float. ORT's dynamic INT8 for Conv
     (``ConvInteger``) has no depthwise kernel worth using, and static QDQ's 7-bit weights (safe
     without VNNI) moved gend-lite's scores enough to flip 26 of 615 release faces. Returns how many."""
     inits = {init.name: init for init in model.graph.initializer}
@@ -199,9 +200,9 @@ def int8_conv_weights(model: onnx.ModelProto, excluded: set[str]) -> int:
     for node in model.graph.node:
         if node.op_type != "Conv" or node.name in excluded or node.input[1] not in inits:
             continue
-        weight = onnx.numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-        scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float32) / 127.0
-        levels = np.clip(np.rint(weight / scale.reshape(-1, *([1] * (weight.ndim - 1)))), -127, 127).astype(np.int8)
+        weight = onnx.numpy_helper.to_array(inits[node.input[1]])
+        levels, scale = int8_levels(weight, tuple(range(1, weight.ndim)))
+        scale = scale.reshape(-1)
         name = node.input[1]
         model.graph.initializer.remove(inits.pop(name))
         model.graph.initializer.extend([onnx.numpy_helper.from_array(levels, f"{name}_int8"),

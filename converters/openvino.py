@@ -1,9 +1,10 @@
 """OpenVINO IR (``model.xml`` + ``model.bin``): FP32/FP16 conversion, INT8 through NNCF.
 
-Default INT8 (``activations="dynamic"``): ``nncf.compress_weights`` stores every backbone Linear
-as INT8 per output channel (symmetric; with ``weight_symmetric=False`` unsigned with a zero point
+Default INT8 (``activations="dynamic"``): every backbone Linear and convolution weight is stored
+as INT8 per output channel (symmetric, by :func:`compress_weights_narrow` on the grid every target
+shares; with ``weight_symmetric=False`` by ``nncf.compress_weights``, unsigned with a zero point
 per channel, which fits a channel whose weights are not centred on zero: GenDF's release-gate
-flips went from 3 to 2 of 284 at the same 89.9 MB) and the manifest asks the CPU plugin for
+flips went from 3 to 2 of 284 at the same 89.9 MB); convolutions run in float on them, and the manifest asks the CPU plugin for
 ``DYNAMIC_QUANTIZATION_GROUP_SIZE=32``, which quantizes activations per token in groups of 32
 channels at run time. Nothing is calibrated on faces, and it holds where static ranges did not:
 on the packaged gate faces Pearson 0.998 and 1/128 flips against 0.978 and 3/128 for static NNCF
@@ -32,6 +33,7 @@ from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from nncf.quantization.advanced_parameters import OverflowFix
 
 from ..models.contract import ExportHints
+from ..quantization.grid import int8_levels
 from .base import INPUT_NAME, OUTPUT_NAMES, ExportRequest, ExportResult, LogitsAndFeatures, example_input, quiet_tools
 from .base import Converter, module_layer_sensitivity
 
@@ -94,11 +96,11 @@ WEIGHTED_OPS = ("Convolution", "GroupConvolution", "MatMul")
 
 def compress_weights_narrow(model: "ov.Model", ignored_patterns: list[str]) -> int:
     """Every float weight of a Convolution, GroupConvolution or MatMul outside ``ignored_patterns``
-    stored as INT8 on the narrow symmetric grid (one scale per output channel, ``max|w| / 127``,
-    levels -127..127), decompressed by ``Convert -> Multiply`` as the CPU plugin expects; returns
-    how many layers. Why not NNCF's INT8_SYM: it divides by 128 (levels -128..127), so weights
-    already on the -127..127 grid every other target uses (a distilled student's stored INT8
-    tensors) move by up to half a level each: 13 instead of 1 release-gate flips on gend-lite."""
+    stored as INT8 on the shared grid (``quantization/grid.py``), decompressed by
+    ``Convert -> Multiply`` as the CPU plugin expects; returns how many layers. Why not NNCF's
+    INT8_SYM: it divides by 128 (levels -128..127), so weights already on the -127..127 grid (the
+    CLIP package's, a distilled student's) move by up to half a level each: gend-lite flipped 13
+    release faces instead of 0, the default GenD 10 instead of 1."""
     count = 0
     for op in model.get_ordered_ops():
         if op.get_type_name() not in WEIGHTED_OPS or any(re.fullmatch(p, op.get_friendly_name()) for p in ignored_patterns):
@@ -106,10 +108,8 @@ def compress_weights_narrow(model: "ov.Model", ignored_patterns: list[str]) -> i
         const = op.input(1).get_source_output().get_node()
         if const.get_type_name() != "Constant" or const.get_element_type() != ov.Type.f32:
             continue
-        weight = const.get_data().astype(np.float32)
-        axes = _reduction_axes(op, weight.ndim)
-        scale = np.maximum(np.abs(weight).max(axis=axes, keepdims=True), 1e-12).astype(np.float32) / 127.0
-        levels = np.clip(np.rint(weight / scale), -127, 127).astype(np.int8)
+        weight = const.get_data()
+        levels, scale = int8_levels(weight, _reduction_axes(op, weight.ndim))
         decompressed = opset.multiply(opset.convert(opset.constant(levels), ov.Type.f32), opset.constant(scale))
         op.input(1).replace_source_output(decompressed.output(0))
         count += 1

@@ -132,11 +132,18 @@ def config_for(precision: str, target: str | None = None, activations: str | Non
         raise UsageError(f"unknown precision {precision!r}; expected one of {sorted(configs)}")
     if precision == "int8" and target is not None:
         row = get_target(target)
-        if activations is not None and activations not in row.int8_schemes:
-            raise UsageError(f"target {target!r} builds INT8 activations {', '.join(row.int8_schemes)}, "
-                             f"not {activations!r}")
+        if activations is not None:
+            require_scheme(target, activations)
         floor = row.int8_min_float_layers if min_float_layers is None else min_float_layers
         symmetric = Int8Config.weight_symmetric if weight_symmetric is None else weight_symmetric
         return Int8Config(activations=activations or row.int8_activations, min_float_layers=floor,
                           weight_symmetric=symmetric)
     return configs[precision]
+
+
+def require_scheme(target: str, activations: str) -> None:
+    """Refuse an INT8 activation scheme ``target``'s converter does not build (``Target.int8_schemes``),
+    naming the ones it does, before anything is exported."""
+    schemes = get_target(target).int8_schemes
+    if activations not in schemes:
+        raise UsageError(f"target {target!r} builds INT8 activations {', '.join(schemes)}, not {activations!r}")

@@ -86,11 +86,11 @@ class ModelSpec:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     description: str = ""
     # INT8 activation scheme this architecture wants, over the target row's (measured on ViTs):
-    # "static" for a ReLU6 CNN, whose convolutions then run INT8 too. None: the row's scheme.
+    # "static" for LFM's ReLU CNN, whose convolutions then run INT8 too. None: the row's scheme.
     int8_activations: str | None = None
-    # ``(target, scheme)`` pairs over ``int8_activations`` where one target wants the other scheme
-    # (a CNN: run-time activations where the runtime has INT8-weight convolutions that keep the
-    # stored weight grid, static where its run-time scheme was measured to drift more).
+    # ``(target, scheme)`` pairs over ``int8_activations`` where one target wants another scheme
+    # (gend-lite: run-time activations where the runtime keeps the stored weight grid, "float"
+    # on LiteRT, whose run-time hybrid kernels were measured to drift).
     int8_activations_on: tuple[tuple[str, str], ...] = ()
     # ``(target, n)`` pairs: its n most sensitive Linears kept float on that target, over the
     # row's floor: where its all-INT8 build passes the build gate yet flips held-out faces near

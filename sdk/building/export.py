@@ -34,6 +34,7 @@ from ..models.contract import DetectorModel
 from ..paths import cache_dir
 from ..preprocess import to_batch
 from ..quantization import config_for
+from ..quantization.config import require_scheme
 from ..quantization.calibration import CalibrationSet, calibration_set
 from ..quantization.smooth import smooth
 from ..runtimes.base import runtime_class, runtime_for
@@ -75,9 +76,8 @@ def export(
         raise UsageError(f"quantization config is for {recipe.precision}, not {precision}")
     if precision not in tgt.precisions:
         raise UsageError(f"target {target!r} writes {', '.join(tgt.precisions)}, not {precision!r}")
-    if precision == "int8" and recipe.activations not in tgt.int8_schemes:
-        raise UsageError(f"target {target!r} builds INT8 activations {', '.join(tgt.int8_schemes)}, "
-                         f"not {recipe.activations!r}")
+    if precision == "int8":
+        require_scheme(target, recipe.activations)
     calib = None
     if precision == "int8":
         calib = calibration if isinstance(calibration, CalibrationSet) else \

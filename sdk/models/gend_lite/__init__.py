@@ -44,7 +44,7 @@ EFFICIENTNET_STUDENT = ModelSpec(
     int8_activations=STUDENT_ACTIVATIONS,
     int8_activations_on=STUDENT_ACTIVATIONS_ON,
 )
-register_pair(EFFICIENTNET_STUDENT, "GenD-Lite EfficientNet-Lite0, INT8 convolutions (static activations), float head")
+register_pair(EFFICIENTNET_STUDENT, "GenD-Lite EfficientNet-Lite0, INT8 weights (run-time activations; float arithmetic on LiteRT), float head")
 register_alias("gend-lite-fp32", EFFICIENTNET_STUDENT.name)
 register_alias("gend-lite-int8", f"{EFFICIENTNET_STUDENT.base_name}-int8")
 
@@ -60,7 +60,7 @@ LITE2_STUDENT = ModelSpec(
     int8_activations=STUDENT_ACTIVATIONS,
     int8_activations_on=STUDENT_ACTIVATIONS_ON,
 )
-register_pair(LITE2_STUDENT, "GenD-Lite EfficientNet-Lite2, INT8 convolutions (static activations), float head")
+register_pair(LITE2_STUDENT, "GenD-Lite EfficientNet-Lite2, INT8 weights (run-time activations; float arithmetic on LiteRT), float head")
 
 DINOV2_STUDENT = ModelSpec(
     name="gend-lite-dinov2-s14-fp32",
